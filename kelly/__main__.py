@@ -1,0 +1,5 @@
+import sys
+
+from kelly.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""`kelly`: the command line over every stage.
+
+Each stage registers its own subcommands (`<stage>/cli.py: add_parsers`); their handlers import
+the heavy libraries they need when they run, so `kelly --help` and `kelly train` start fast.
+A `KellyError` becomes one line on stderr naming the file and the fault, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from preprocess.errors import KellyError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from export import cli as export_cli
+    from kelly import pipeline
+    from preprocess import cli as preprocess_cli
+    from train import cli as train_cli
+
+    parser = argparse.ArgumentParser(
+        prog="kelly",
+        description="kelly-ml: datasets -> feature cache -> five trained networks -> RTNeural JSON.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    preprocess_cli.add_parsers(sub)      # sample-data, preprocess
+    train_cli.add_parsers(sub)           # train, evaluate
+    export_cli.add_parsers(sub)          # export, verify
+    pipeline.add_parsers(sub)            # pipeline
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KellyError as exc:
+        print(f"kelly {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kelly {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""What each vector holds, in one place, with the version that keys the cache and the exported metadata.
+
+Change anything a feature function computes and bump FEATURE_VERSION: the cache recomputes every
+file whose (content hash, feature version) is not in its manifest, and an exported model carries
+the version it was trained on.
+"""
+from __future__ import annotations
+
+FEATURE_VERSION = "kelly-features-1"
+
+# --- audio (EmotionRecognizer input) -------------------------------------------------------------
+AUDIO = {
+    "sample_rate": 22050,        # Hz, every file is resampled once (soxr through librosa)
+    "n_fft": 2048,
+    "hop_length": 512,
+    "n_mels": 128,
+    "fmin": 0.0,
+    "fmax": 11025.0,
+    "window_seconds": 0.5,       # one feature vector per 0.5 s (DEAM's dynamic labels come at 2 Hz)
+    "log": "10*log10(max(mel_power, 1e-10)), dB re 1.0, no top_db clipping",
+    "window_summary": "mean over the STFT frames whose centre falls in the window",
+    "clip_summary": "mean of the clip's window vectors",
+}
+AUDIO_FEATURES = 128
+
+# --- emotion embedding ---------------------------------------------------------------------------
+EMBEDDING_SIZE = 64              # preprocess.features.embedding: (valence, arousal) -> 64 values in [-1, 1]
+DYNAMICS_INPUTS = 32             # the plugin feeds the embedding's first 32 values to the DynamicsEngine
+
+# --- MIDI windows --------------------------------------------------------------------------------
+MIDI = {
+    "melody_window_seconds": 1.0,    # MelodyTransformer: one step per second of music
+    "dynamics_window_seconds": 2.0,  # DynamicsEngine: one expression vector per 2 s of performance
+    "groove_window": "one bar at the file's tempo and time signature (4 beats when it has none)",
+    "harmony_step": "one chord per bar (template matching on the bar's pitch-class profile), repeats merged",
+    "min_notes_per_window": 1,       # windows with fewer notes are not samples (silence teaches nothing)
+}
+
+# --- targets -------------------------------------------------------------------------------------
+MELODY_TARGETS = 128             # fraction of the window during which MIDI pitch p sounds, in [0, 1] (BCE)
+
+DYNAMICS_NAMES = (               # 16 expression values per window, each in [0, 1]
+    "velocity_mean",             # mean velocity / 127
+    "velocity_std",              # std of velocity / 64, clipped
+    "velocity_range",            # (max - min) / 127
+    "velocity_median",           # median / 127
+    "velocity_bin_0_31",         # fraction of notes with velocity in [0, 32)
+    "velocity_bin_32_63",
+    "velocity_bin_64_95",
+    "velocity_bin_96_127",
+    "articulation",              # mean of duration / inter-onset interval to the next onset, clipped to [0, 1]
+    "timing_deviation",          # irregularity of inter-onset intervals: std(log IOI) / 2, clipped
+    "accent_ratio",              # fraction of notes louder than the window's median by more than 10
+    "note_density",              # onsets per second / 20, clipped
+    "velocity_slope",            # crescendo (>0.5) or diminuendo (<0.5): 0.5 + slope(velocity/127 per s) / 2, clipped
+    "sustain_pedal",             # fraction of the window with CC64 >= 64
+    "polyphony",                 # mean number of sounding notes / 10, clipped
+    "velocity_contrast",         # mean |velocity difference| between consecutive onsets / 64, clipped
+)
+
+GROOVE_CLASSES = ("kick", "snare", "closed_hat", "open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride")
+#: Magenta's 9-class Roland mapping (Groove MIDI Dataset)
+GROOVE_PITCH_TO_CLASS = {
+    36: 0,
+    38: 1, 37: 1, 40: 1,
+    42: 2, 22: 2, 44: 2,
+    46: 3, 26: 3,
+    43: 4, 58: 4,
+    47: 5, 45: 5,
+    50: 6, 48: 6,
+    49: 7, 52: 7, 55: 7, 57: 7,
+    51: 8, 53: 8, 59: 8,
+}
+GROOVE_NAMES = (                 # 32 values per bar, each in [-1, 1]
+    *(f"density_{c}" for c in GROOVE_CLASSES),       # 2 * min(hits per beat / 4, 1) - 1
+    *(f"velocity_{c}" for c in GROOVE_CLASSES),      # 2 * mean velocity / 127 - 1 (-1 when silent)
+    *(f"timing_{c}" for c in GROOVE_CLASSES),        # mean signed offset from the 16th grid, in 16ths, * 2 (0 when silent)
+    "swing",                     # delay of off-beat 8ths as a fraction of an 8th, * 2 - 1 ... see groove.py
+    "syncopation",               # 2 * fraction of hits on weak 16th positions - 1
+    "fill",                      # +1 for a fill, -1 for a beat
+    "velocity_spread",           # 2 * min(std(velocity) / 64, 1) - 1
+    "total_density",             # 2 * min(hits per beat / 8, 1) - 1
+)
+
+HARMONY_CLASSES = 64             # preprocess.features.chords.VOCABULARY
+HARMONY_CONTEXT = 128            # [emotion embedding 64 | previous chords 64]
+HARMONY_HISTORY = 4              # previous chords in the context, weights 1, 1/2, 1/4, 1/8 (then scaled to max 1)
+
+# --- the five networks: what goes in and out -----------------------------------------------------
+NETWORKS = {
+    # name: (input size, output size, cached under these sources)
+    "emotion": (AUDIO_FEATURES, EMBEDDING_SIZE, ("deam",)),
+    "melody": (EMBEDDING_SIZE, MELODY_TARGETS, ("lakh", "maestro")),
+    "harmony": (HARMONY_CONTEXT, HARMONY_CLASSES, ("harmony", "lakh", "maestro")),
+    "dynamics": (DYNAMICS_INPUTS, len(DYNAMICS_NAMES), ("maestro",)),
+    "groove": (EMBEDDING_SIZE, len(GROOVE_NAMES), ("groove",)),
+}
+SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
+
+assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32

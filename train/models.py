@@ -1,0 +1,170 @@
+"""The five networks the plugin runs, exactly as its RTNeural models are shaped.
+
+Each network is a list of layers (`nn.Linear` or a single-layer `nn.LSTM`) with one activation
+name per layer, written out here so that nothing downstream has to guess them. The activation
+names are RTNeural's own ("tanh", "relu", "sigmoid", "softmax"); None means linear.
+
+Every network also carries `input_mean` / `input_std` buffers: training standardises its inputs
+with them, and the exporter folds them into the first dense layer so the plugin feeds raw values.
+
+Shapes: dense networks take [batch, features]; the two LSTM networks take [batch, time, features]
+(or [batch, features] as one step) and return the same leading dimensions.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class KellyNetwork(nn.Module):
+    """A stack of Linear / LSTM layers with named activations and input standardisation."""
+
+    key: str = ""                    # the cache's name for the network's data ("emotion", ...)
+    name: str = ""                   # the plugin's name ("EmotionRecognizer", ...)
+    expected_parameters: int = 0
+
+    def __init__(self, layers: list[nn.Module], activations: list[str | None]):
+        super().__init__()
+        assert len(layers) == len(activations)
+        self.layers = nn.ModuleList(layers)
+        self.activations = list(activations)
+        first = layers[0]
+        n_in = first.in_features if isinstance(first, nn.Linear) else first.input_size
+        self.register_buffer("input_mean", torch.zeros(n_in))
+        self.register_buffer("input_std", torch.ones(n_in))
+
+    @property
+    def input_size(self) -> int:
+        return self.input_mean.numel()
+
+    @property
+    def output_size(self) -> int:
+        last = self.layers[-1]
+        return last.out_features if isinstance(last, nn.Linear) else last.hidden_size
+
+    @property
+    def is_recurrent(self) -> bool:
+        return any(isinstance(layer, nn.LSTM) for layer in self.layers)
+
+    def forward(self, x: torch.Tensor, state: dict | None = None, return_state: bool = False):
+        """Run the network. For a recurrent network, `state` maps LSTM layer index -> (h, c)."""
+        x = (x - self.input_mean) / self.input_std
+        single_step = self.is_recurrent and x.dim() == 2
+        if single_step:
+            x = x.unsqueeze(1)
+        new_state = {}
+        for i, (layer, act) in enumerate(zip(self.layers, self.activations)):
+            if isinstance(layer, nn.LSTM):
+                x, new_state[i] = layer(x, None if state is None else state.get(i))
+            else:
+                x = layer(x)
+            x = apply_activation(x, act)
+        if single_step:
+            x = x.squeeze(1)
+        return (x, new_state) if return_state else x
+
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before the last layer's activation, for numerically stable losses
+        (BCE-with-logits for sigmoid outputs, cross-entropy for softmax outputs)."""
+        x = (x - self.input_mean) / self.input_std
+        single_step = self.is_recurrent and x.dim() == 2
+        if single_step:
+            x = x.unsqueeze(1)
+        last = len(self.layers) - 1
+        for i, (layer, act) in enumerate(zip(self.layers, self.activations)):
+            x = layer(x)[0] if isinstance(layer, nn.LSTM) else layer(x)
+            if i < last:
+                x = apply_activation(x, act)
+        return x.squeeze(1) if single_step else x
+
+    def set_input_normalisation(self, mean, std) -> None:
+        mean = torch.as_tensor(mean, dtype=self.input_mean.dtype)
+        std = torch.as_tensor(std, dtype=self.input_std.dtype)
+        if mean.shape != self.input_mean.shape or std.shape != self.input_std.shape:
+            raise ValueError(f"{self.name}: normalisation must have {self.input_size} values")
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(torch.clamp(std, min=1e-6))
+
+
+def apply_activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
+    if name is None:
+        return x
+    if name == "tanh":
+        return torch.tanh(x)
+    if name == "relu":
+        return torch.relu(x)
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "softmax":
+        return torch.softmax(x, dim=-1)
+    if name == "elu":
+        return nn.functional.elu(x)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class EmotionRecognizer(KellyNetwork):
+    key, name, expected_parameters = "emotion", "EmotionRecognizer", 403_264
+
+    def __init__(self):
+        super().__init__(
+            [nn.Linear(128, 512), nn.Linear(512, 256), nn.LSTM(256, 128, batch_first=True), nn.Linear(128, 64)],
+            ["tanh", "tanh", None, "tanh"],
+        )
+
+
+class MelodyTransformer(KellyNetwork):
+    key, name, expected_parameters = "melody", "MelodyTransformer", 641_664
+
+    def __init__(self):
+        super().__init__(
+            [nn.Linear(64, 256), nn.LSTM(256, 256, batch_first=True), nn.Linear(256, 256), nn.Linear(256, 128)],
+            ["relu", None, "relu", "sigmoid"],
+        )
+
+
+class HarmonyPredictor(KellyNetwork):
+    key, name, expected_parameters = "harmony", "HarmonyPredictor", 74_176
+
+    def __init__(self):
+        super().__init__(
+            [nn.Linear(128, 256), nn.Linear(256, 128), nn.Linear(128, 64)],
+            ["tanh", "tanh", "softmax"],
+        )
+
+
+class DynamicsEngine(KellyNetwork):
+    key, name, expected_parameters = "dynamics", "DynamicsEngine", 13_520
+
+    def __init__(self):
+        super().__init__(
+            [nn.Linear(32, 128), nn.Linear(128, 64), nn.Linear(64, 16)],
+            ["relu", "relu", "sigmoid"],
+        )
+
+
+class GroovePredictor(KellyNetwork):
+    key, name, expected_parameters = "groove", "GroovePredictor", 18_656
+
+    def __init__(self):
+        super().__init__(
+            [nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 32)],
+            ["tanh", "tanh", "tanh"],
+        )
+
+
+#: cache key -> network class, in the plugin's order
+NETWORKS: dict[str, type[KellyNetwork]] = {
+    cls.key: cls for cls in (EmotionRecognizer, MelodyTransformer, HarmonyPredictor, DynamicsEngine, GroovePredictor)
+}
+
+
+def build(key: str) -> KellyNetwork:
+    try:
+        return NETWORKS[key]()
+    except KeyError:
+        raise ValueError(f"unknown network {key!r}; known: {', '.join(NETWORKS)}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
