@@ -1,0 +1,232 @@
+"""Export: checkpoints -> RTNeural JSON with folded standardisation and metadata, equal to PyTorch."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from export import cli as export_cli
+from export.metadata import build_metadata, midi_note_name
+from export.reference import ReferenceModel
+from export.rtneural import ExportError, file_name, model_to_rtneural
+from export.verify import PLUGIN_NETWORKS, TOLERANCE, pytorch_outputs, sample_inputs
+from preprocess.errors import KellyError
+from preprocess.features import spec
+from train.checkpoints import FORMAT, save_checkpoint
+from train.models import NETWORKS, count_parameters
+
+# raw-input statistics like the real features: log-mel dB around -40, embeddings in [-1, 1]
+INPUT_STATISTICS = {
+    "emotion": (-40.0, 12.0),
+    "melody": (0.0, 0.6),
+    "harmony": (0.1, 0.5),
+    "dynamics": (0.0, 0.6),
+    "groove": (0.0, 0.6),
+}
+
+
+def trained_like_model(key: str, seed: int):
+    """A network with seeded random weights and a per-feature, non-trivial standardisation."""
+    torch.manual_seed(seed)
+    model = NETWORKS[key]()
+    centre, spread = INPUT_STATISTICS[key]
+    generator = torch.Generator().manual_seed(seed + 100)
+    n = model.input_size
+    mean = centre + spread * torch.randn(n, generator=generator)
+    std = spread * (0.3 + torch.rand(n, generator=generator))
+    model.set_input_normalisation(mean, std)
+    return model.eval()
+
+
+def write_checkpoint(directory, key: str, seed: int):
+    model = trained_like_model(key, seed)
+    checkpoint = {
+        "format": FORMAT,
+        "network": key,
+        "network_name": model.name,
+        "model_state": model.state_dict(),
+        "optimizer_state": {},
+        "epoch": 7,
+        "history": [{"epoch": 7, "train_loss": 0.5, "val_loss": 0.4}],
+        "feature_version": spec.FEATURE_VERSION,
+        "cache_identity": f"cache-{key}-0123abcd",
+        "config": {"epochs": 20, "batch_size": 64, "learning_rate": 1e-3},
+        "best_val_loss": 0.4,
+        "metrics": {"val_loss": 0.4, "val_mae": 0.11},
+    }
+    save_checkpoint(directory / f"{key}_best.pt", checkpoint)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """All five networks: checkpoints written, exported and verified once for this module."""
+    root = tmp_path_factory.mktemp("export")
+    models = {key: write_checkpoint(root, key, seed) for seed, key in enumerate(NETWORKS)}
+    results = export_cli.export_networks(root, root / "models", list(NETWORKS))
+    documents = {path.name: json.loads(path.read_text()) for path, _ in results}
+    return models, {path.name: (path, report) for path, report in results}, documents
+
+
+def test_export_writes_the_plugins_five_files_and_each_verifies(exported):
+    models, results, documents = exported
+    assert sorted(results) == sorted(file_name(m.name) for m in models.values())
+    assert sorted(results) == ["dynamicsengine.json", "emotionrecognizer.json", "groovepredictor.json",
+                               "harmonypredictor.json", "melodytransformer.json"]
+    for name, (path, report) in results.items():
+        assert report.ok, report.format()
+        assert report.checks == ["structure", "spec", "numbers"]
+        assert set(report.differences) == {"reference vs pytorch, single step", "reference vs pytorch, 50-step sequence"}
+        assert all(d < TOLERANCE for d in report.differences.values()), report.format()
+
+
+def test_layers_follow_rtneurals_layout_with_standardisation_folded_in(exported):
+    models, results, documents = exported
+    model = models["emotion"]
+    document = documents["emotionrecognizer.json"]
+    assert document["in_shape"] == [None, 128]
+    assert [(l["type"], l["shape"], l["activation"]) for l in document["layers"]] == [
+        ("dense", [None, 512], "tanh"), ("dense", [None, 256], "tanh"), ("lstm", [None, 128], ""), ("dense", [None, 64], "tanh"),
+    ]
+    state = {name: tensor.detach().double().numpy() for name, tensor in model.state_dict().items()}
+    mean, std = state["input_mean"], state["input_std"]
+    kernel, bias = (np.array(w) for w in document["layers"][0]["weights"])
+    folded = state["layers.0.weight"] / std
+    np.testing.assert_allclose(kernel, folded.T, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(bias, state["layers.0.bias"] - folded @ mean, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(document["layers"][1]["weights"][0], state["layers.1.weight"].T)
+    w, u, b = (np.array(x) for x in document["layers"][2]["weights"])
+    np.testing.assert_array_equal(w, state["layers.2.weight_ih_l0"].T)
+    np.testing.assert_array_equal(u, state["layers.2.weight_hh_l0"].T)
+    np.testing.assert_allclose(b, state["layers.2.bias_ih_l0"] + state["layers.2.bias_hh_l0"], atol=1e-7)
+
+
+def test_values_are_strict_json_float32(exported):
+    models, results, documents = exported
+    for name, (path, _) in results.items():
+        text = path.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        document = documents[name]
+        kernel = np.array(document["layers"][-1]["weights"][0])
+        assert np.array_equal(kernel, kernel.astype(np.float32).astype(np.float64))
+
+
+@pytest.mark.parametrize("key", list(NETWORKS))
+def test_reference_forward_pass_matches_pytorch(exported, key):
+    models, results, documents = exported
+    model = models[key]
+    reference = ReferenceModel.from_document(documents[file_name(model.name)])
+    steps = sample_inputs(model, 8, seed=11)
+    assert np.abs(reference.run_steps(steps) - pytorch_outputs(model, steps, stateful=False)).max() < TOLERANCE
+    sequence = sample_inputs(model, 50, seed=12)
+    expected = pytorch_outputs(model, sequence, stateful=True)
+    assert np.abs(reference.run(sequence) - expected).max() < TOLERANCE
+    if model.is_recurrent:
+        # state carries over between calls; reset() starts afresh
+        assert np.abs(reference.run(sequence, reset=False) - expected).max() > 1e-3
+        assert np.abs(reference.run(sequence) - expected).max() < TOLERANCE
+
+
+def test_metadata_describes_inputs_outputs_features_and_provenance(exported):
+    from preprocess.features.chords import VOCABULARY
+    from preprocess.features.embedding import EMBEDDING
+
+    models, results, documents = exported
+    meta = {name: document["metadata"] for name, document in documents.items()}
+    for name, block in meta.items():
+        model = models[block["key"]]
+        n_in, n_out, _ = spec.NETWORKS[block["key"]]
+        assert block["network"] == model.name and file_name(model.name) == name
+        assert block["inputs"]["size"] == n_in == len(block["inputs"]["names"])
+        assert block["outputs"]["size"] == n_out == len(block["outputs"]["names"])
+        assert block["parameters"]["pytorch"] == count_parameters(model) == PLUGIN_NETWORKS[model.name][1]
+        assert block["features"]["version"] == spec.FEATURE_VERSION
+        assert block["features"]["audio"]["sample_rate"] == spec.AUDIO["sample_rate"]
+        assert block["features"]["audio"]["hop_length"] == spec.AUDIO["hop_length"]
+        assert block["emotion_embedding"]["valence_coefficient"] == pytest.approx(EMBEDDING["valence_coefficient"])
+        assert block["wiring"]["recurrent"] == model.is_recurrent
+        assert block["provenance"]["cache_identity"] == f"cache-{block['key']}-0123abcd"
+        assert block["provenance"]["metrics"] == {"val_loss": 0.4, "val_mae": 0.11}
+        assert block["provenance"]["epoch"] == 7
+    assert meta["dynamicsengine.json"]["outputs"]["names"] == list(spec.DYNAMICS_NAMES)
+    assert meta["groovepredictor.json"]["outputs"]["names"] == list(spec.GROOVE_NAMES)
+    assert meta["harmonypredictor.json"]["outputs"]["names"] == list(VOCABULARY)
+    assert meta["harmonypredictor.json"]["chord_vocabulary"] == list(VOCABULARY)
+    assert meta["melodytransformer.json"]["outputs"]["names"][60] == "C4"
+    # LSTM networks: one summed bias per LSTM in the file, two in PyTorch
+    assert meta["emotionrecognizer.json"]["parameters"]["exported"] == 403_264 - 4 * 128
+    assert meta["melodytransformer.json"]["parameters"]["exported"] == 641_664 - 4 * 256
+    assert "reset()" in meta["melodytransformer.json"]["wiring"]["stepping"]
+
+
+def test_plugin_contract_matches_the_training_networks():
+    for key, cls in NETWORKS.items():
+        model = cls()
+        layers, params = PLUGIN_NETWORKS[model.name]
+        document = model_to_rtneural(model)
+        assert [(l["type"], l["shape"][-1], l["activation"]) for l in document["layers"]] == [(k, o, a) for k, _, o, a in layers]
+        assert count_parameters(model) == params == model.expected_parameters
+    assert sum(p for _, p in PLUGIN_NETWORKS.values()) == 1_151_280
+
+
+def test_non_finite_weights_are_refused_naming_the_layer():
+    model = trained_like_model("groove", 3)
+    with torch.no_grad():
+        model.layers[1].weight[5, 7] = float("nan")
+    with pytest.raises(ExportError, match=r"GroovePredictor: layer 1 kernel has 1 non-finite"):
+        model_to_rtneural(model)
+    model = trained_like_model("groove", 3)
+    with torch.no_grad():
+        model.input_std[0] = 0.0
+    with pytest.raises(ExportError, match="input_std"):
+        model_to_rtneural(model)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="kelly")
+    export_cli.add_parsers(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_cli_export_writes_and_verifies(tmp_path, capsys):
+    write_checkpoint(tmp_path, "dynamics", 5)
+    args = _parser().parse_args(["export", "--checkpoint-dir", str(tmp_path), "--output", str(tmp_path / "out"),
+                                 "--models", "dynamics"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "dynamicsengine.json: DynamicsEngine: OK" in out
+    assert (tmp_path / "out" / "dynamicsengine.json").is_file()
+
+
+def test_cli_export_names_a_missing_checkpoint(tmp_path):
+    args = _parser().parse_args(["export", "--checkpoint-dir", str(tmp_path), "--models", "groove"])
+    with pytest.raises(KellyError, match=r"groove_best\.pt: checkpoint not found"):
+        args.func(args)
+
+
+def test_midi_note_names():
+    assert [midi_note_name(p) for p in (0, 21, 60, 69, 127)] == ["C-1", "A0", "C4", "A4", "G9"]
+
+
+def test_metadata_is_plain_json_without_nan():
+    model = trained_like_model("dynamics", 1)
+    block = build_metadata(model, {"metrics": {"val_loss": float("nan"), "r2": np.float32(0.5)}, "epoch": np.int64(3)})
+    assert block["provenance"]["metrics"] == {"val_loss": None, "r2": 0.5}
+    assert block["provenance"]["epoch"] == 3
+    json.dumps(block, allow_nan=False)
+
+
+def test_standardisation_folds_into_a_leading_lstm():
+    from torch import nn
+
+    from train.models import KellyNetwork
+
+    torch.manual_seed(4)
+    model = KellyNetwork([nn.LSTM(8, 6, batch_first=True), nn.Linear(6, 5)], [None, "sigmoid"]).eval()
+    model.set_input_normalisation(torch.linspace(-3, 3, 8), torch.linspace(0.5, 4, 8))
+    reference = ReferenceModel.from_document(model_to_rtneural(model))
+    sequence = sample_inputs(model, 50, seed=2)
+    assert np.abs(reference.run(sequence) - pytorch_outputs(model, sequence, stateful=True)).max() < TOLERANCE
