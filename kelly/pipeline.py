@@ -1,0 +1,128 @@
+"""`kelly pipeline`: preprocess all, train, evaluate, export and verify, in one command.
+
+    kelly pipeline --sample                      # make the sample datasets first, run everything on them
+    kelly pipeline --datasets-dir datasets/      # the same on real datasets
+
+Each stage is the same code its own subcommand runs; the pipeline only passes the folders on:
+
+    <output>/cache/            the feature cache           (kelly preprocess all)
+    <output>/checkpoints/      best/latest per network     (kelly train)
+    <output>/history/, plots/
+    <output>/evaluation.json   held-out metrics            (kelly evaluate)
+    <output>/models/*.json     RTNeural files, verified    (kelly export, kelly verify --check-specs)
+
+With --sample the datasets are written to <output>/datasets/ (default output: runs/sample).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from preprocess.errors import KellyError
+
+SAMPLE_OUTPUT = Path("runs/sample")
+#: training settings the pipeline passes on to `kelly train` when given
+TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience", "seed", "device")
+
+
+def add_parsers(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pipeline", help="preprocess, train, evaluate, export and verify in one command",
+        description="Run every stage in order: preprocess all -> train -> evaluate -> export -> "
+                    "verify --check-specs. With --sample, make the sample datasets first.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--sample", action="store_true", help="make the sample datasets and run on them")
+    where.add_argument("--datasets-dir", type=Path, help="raw datasets (see datasets/README.md)")
+    p.add_argument("--output", "-o", type=Path,
+                   help=f"root for cache/, checkpoints/, history/, plots/, models/ (default: {SAMPLE_OUTPUT} "
+                        "with --sample, else .)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache (default: <output>/cache)")
+    p.add_argument("--workers", type=int, help="preprocess worker processes (default: every core)")
+    p.add_argument("--limit", type=int, help="preprocess at most N items per source")
+    p.add_argument("--models", nargs="+", metavar="MODEL", help="networks to train and export (default: all five)")
+    p.add_argument("--epochs", "-e", type=int, help="training epochs per network")
+    p.add_argument("--batch-size", "-b", type=int)
+    p.add_argument("--learning-rate", "-lr", type=float)
+    p.add_argument("--early-stopping-patience", type=int)
+    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--seed", type=int, default=0, help="sample data, splits and training seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=handle_pipeline)
+
+
+def handle_pipeline(args: argparse.Namespace) -> int:
+    summary = run_pipeline(
+        sample=args.sample, datasets_dir=args.datasets_dir, output=args.output, cache_dir=args.cache_dir,
+        workers=args.workers, limit=args.limit, models=args.models, progress=not args.no_progress,
+        train_settings={name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None},
+    )
+    return 0 if summary["ok"] else 1
+
+
+def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, output: Path | None = None,
+                 cache_dir: Path | None = None, workers: int | None = None, limit: int | None = None,
+                 models: list[str] | None = None, progress: bool = True, train_settings: dict | None = None) -> dict:
+    """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
+    from export.cli import NETWORK_KEYS, export_networks
+    from preprocess.job import format_summary as preprocess_report, run_preprocess
+    from train.cli import format_summary as train_report, run_training
+    from train.config import TrainOptions, network_key
+    from train.evaluate import evaluate, format_table, write_report
+
+    started = time.perf_counter()
+    train_settings = dict(train_settings or {})
+    output = Path(output) if output is not None else (SAMPLE_OUTPUT if sample else Path("."))
+    cache_dir = Path(cache_dir) if cache_dir is not None else output / "cache"
+    stages: dict = {}
+
+    if sample:
+        from preprocess.sample_data import make_sample_data
+
+        datasets_dir = output / "datasets"
+        _stage("sample data", datasets_dir)
+        made = make_sample_data(datasets_dir, seed=train_settings.get("seed", 0))
+        stages["sample_data"] = {"root": str(datasets_dir), "summary": made}
+    elif datasets_dir is None or not Path(datasets_dir).is_dir():
+        raise KellyError(f"{datasets_dir}: datasets folder not found")
+
+    _stage("preprocess all", f"{datasets_dir} -> {cache_dir}")
+    prep = run_preprocess("all", datasets_dir=datasets_dir, cache_dir=cache_dir, workers=workers, limit=limit,
+                          seed=train_settings.get("seed", 0), progress=progress)
+    print(preprocess_report(prep))
+    stages["preprocess"] = prep
+
+    keys = [network_key(m) for m in models] if models else list(NETWORK_KEYS)
+    _stage("train", ", ".join(keys))
+    trained = run_training(TrainOptions(cache_dir=cache_dir, output=output, models=keys, progress=progress,
+                                        overrides=train_settings))
+    print(train_report(trained))
+    stages["train"] = trained
+    trained_keys = [k for k in keys if k not in trained["failed"]]
+    if not trained_keys:
+        raise KellyError("no network finished training; nothing to evaluate or export")
+
+    checkpoint_dir = output / "checkpoints"
+    _stage("evaluate", f"{checkpoint_dir} on the held-out split")
+    report = evaluate(checkpoint_dir, cache_dir, models=trained_keys)
+    print(format_table(report))
+    stages["evaluate"] = {"path": str(write_report(report, output / "evaluation.json"))}
+
+    models_dir = output / "models"
+    _stage("export + verify --check-specs", models_dir)
+    exported = export_networks(checkpoint_dir, models_dir, trained_keys)
+    for _, verdict in exported:
+        print(verdict.format())
+    failed_exports = [str(path) for path, verdict in exported if not verdict.ok]
+    stages["export"] = {"files": [str(path) for path, _ in exported], "failed": failed_exports}
+
+    ok = not trained["failed"] and not failed_exports
+    seconds = time.perf_counter() - started
+    print(f"\npipeline {'finished' if ok else 'FAILED'} in {seconds:.0f} s: {len(exported)} network(s) exported "
+          f"to {models_dir}" + (f"; failed: {', '.join(list(trained['failed']) + failed_exports)}"
+                                if not ok else ", every one verified against its checkpoint and the plugin's spec"))
+    return {"ok": ok, "stages": stages, "seconds": seconds, "output": str(output)}
+
+
+def _stage(name: str, detail) -> None:
+    print(f"\n== {name}: {detail}", flush=True)
