@@ -20,6 +20,12 @@ AUDIO = {
     "log": "10*log10(max(mel_power, 1e-10)), dB re 1.0, no top_db clipping",
     "window_summary": "mean over the STFT frames whose centre falls in the window",
     "clip_summary": "mean of the clip's window vectors",
+    "mono": "mean of the channels, before resampling",
+    "resample": "soxr 'HQ' (librosa res_type='soxr_hq'), once, from the file's rate",
+    "stft": "periodic Hann window, centred frames, zero padding (librosa's defaults); power 2",
+    "mel": "librosa.filters.mel: Slaney mel scale, Slaney area normalisation",
+    "silence_rms": 1e-4,         # mono-mix RMS below this (-80 dBFS) is a silent file: an error
+    "clip_level": 0.999,         # |x| >= this counts as clipped; recorded per file, not an error
 }
 AUDIO_FEATURES = 128
 
@@ -48,10 +54,10 @@ DYNAMICS_NAMES = (               # 16 expression values per window, each in [0, 
     "velocity_bin_32_63",
     "velocity_bin_64_95",
     "velocity_bin_96_127",
-    "articulation",              # mean of duration / inter-onset interval to the next onset, clipped to [0, 1]
+    "articulation",              # mean of duration / inter-onset interval to the next onset (chord = one onset), clipped to [0, 1]
     "timing_deviation",          # irregularity of inter-onset intervals: std(log IOI) / 2, clipped
     "accent_ratio",              # fraction of notes louder than the window's median by more than 10
-    "note_density",              # onsets per second / 20, clipped
+    "note_density",              # note onsets per second / 20, clipped
     "velocity_slope",            # crescendo (>0.5) or diminuendo (<0.5): 0.5 + slope(velocity/127 per s) / 2, clipped
     "sustain_pedal",             # fraction of the window with CC64 >= 64
     "polyphony",                 # mean number of sounding notes / 10, clipped
@@ -72,14 +78,14 @@ GROOVE_PITCH_TO_CLASS = {
     51: 8, 53: 8, 59: 8,
 }
 GROOVE_NAMES = (                 # 32 values per bar, each in [-1, 1]
-    *(f"density_{c}" for c in GROOVE_CLASSES),       # 2 * min(hits per beat / 4, 1) - 1
+    *(f"density_{c}" for c in GROOVE_CLASSES),       # 2 * min(hits per beat / 4, 1) - 1 (beat = quarter note)
     *(f"velocity_{c}" for c in GROOVE_CLASSES),      # 2 * mean velocity / 127 - 1 (-1 when silent)
     *(f"timing_{c}" for c in GROOVE_CLASSES),        # mean signed offset from the 16th grid, in 16ths, * 2 (0 when silent)
-    "swing",                     # delay of off-beat 8ths as a fraction of an 8th, * 2 - 1 ... see groove.py
-    "syncopation",               # 2 * fraction of hits on weak 16th positions - 1
-    "fill",                      # +1 for a fill, -1 for a beat
+    "swing",                     # clip(6 d - 1): d = median delay of off-beat 8ths as a fraction of an 8th (straight -1, triplet +1), see groove.py
+    "syncopation",               # 2 * fraction of hits on weak 16th positions (the "e" and "a" of a beat) - 1
+    "fill",                      # +1 for a fill, -1 for a beat (dataset label, else the tom heuristic in groove.py)
     "velocity_spread",           # 2 * min(std(velocity) / 64, 1) - 1
-    "total_density",             # 2 * min(hits per beat / 8, 1) - 1
+    "total_density",             # 2 * min(hits per beat / 8, 1) - 1 (beat = quarter note)
 )
 
 HARMONY_CLASSES = 64             # preprocess.features.chords.VOCABULARY
