@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preprocess.errors import KellyError
+
 SPLITS = ("train", "validation", "test")
 
 #: where an item's valence/arousal came from
@@ -77,3 +79,232 @@ def assign_split(identity: str, *, seed: int = 0, validation_split: float = 0.2,
     if u < test_split + validation_split:
         return "validation"
     return "train"
+
+
+# --- helpers shared by the readers ---------------------------------------------------------------
+
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
+MIDI_EXTENSIONS = (".mid", ".midi")
+#: folders that archive tools leave behind and that never hold dataset files
+_SKIPPED_DIRS = {"__MACOSX", ".git", ".ipynb_checkpoints"}
+
+
+@dataclass
+class Tally:
+    """Counts of things a reader skipped or noticed, with the first few examples of each as notes."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    examples_per_kind: int = 5
+
+    def add(self, kind: str, example: str, n: int = 1) -> None:
+        """Count `n` occurrences of `kind`; keep `example` as a note while the kind has few notes."""
+        self.counts[kind] = self.counts.get(kind, 0) + n
+        if self.counts[kind] - n < self.examples_per_kind:
+            self.notes.append(f"{kind}: {example}")
+
+
+def iter_files(root: Path, extensions: tuple[str, ...]):
+    """Yield (relative POSIX path, absolute path string) of every file under `root` with one of
+    `extensions` (compared lower-case), depth first, in name order.
+
+    Walks with os.scandir (no per-file stat beyond the directory entry), so it keeps up with
+    folders of 100k+ files. Hidden entries (".name", e.g. macOS "._x.mid") and archive debris
+    folders are skipped.
+    """
+    import os
+
+    def walk(directory: str, prefix: str):
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name in _SKIPPED_DIRS:
+                continue
+            if entry.is_dir():
+                yield from walk(entry.path, f"{prefix}{name}/")
+            elif name.lower().endswith(extensions) and entry.is_file():
+                yield f"{prefix}{name}", entry.path
+
+    yield from walk(str(root), "")
+
+
+def has_files(root: Path, extensions: tuple[str, ...]) -> bool:
+    """True when at least one file with one of `extensions` lies anywhere under `root` (stops at the first)."""
+    return next(iter_files(root, extensions), None) is not None
+
+
+def read_csv_table(path: Path, *, dtype: Any = str):
+    """Read a CSV with pandas, column names stripped of surrounding spaces (DEAM writes "a, b, c").
+
+    With the default dtype=str every cell stays text (empty cells are NaN) so each reader converts
+    and checks the columns it uses; pass dtype=None for pandas' numeric inference.
+    Raises KellyError naming the file when it cannot be read or has duplicate column names.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True, dtype=dtype)
+    except FileNotFoundError:
+        raise KellyError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise KellyError(f"{path}: not a readable CSV file ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if duplicated:
+        raise KellyError(f"{path}: duplicate column names {duplicated} (after stripping spaces)")
+    return frame
+
+
+def require_columns(frame, path: Path, *column_sets: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the first of `column_sets` whose columns are all in `frame`.
+
+    Raises KellyError naming the file, the columns found and the columns expected.
+    """
+    found = list(frame.columns)
+    for columns in column_sets:
+        if all(c in found for c in columns):
+            return columns
+    expected = " or ".join(", ".join(cs) for cs in column_sets)
+    missing = [c for c in column_sets[0] if c not in found]
+    raise KellyError(
+        f"{path}: missing column(s) {', '.join(missing)}; found columns: {', '.join(found) or '(none)'}; "
+        f"expected: {expected}"
+    )
+
+
+def numeric_column(frame, column: str, path: Path, row_names) -> "np.ndarray":
+    """Column `column` of `frame` as float64 (NaN where the cell is empty).
+
+    A cell that is present but not a number raises KellyError naming the file, the column and the
+    row (`row_names[i]`, e.g. a song id or a file name).
+    """
+    import numpy as np
+    import pandas as pd
+
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
+    if bad.size:
+        i = int(bad[0])
+        raise KellyError(f"{path}: row {row_names[i]}: column {column} is {raw.iloc[i]!r}, not a number")
+    return values
+
+
+def unit_label(value: Any, path: Path, where: str, name: str) -> float | None:
+    """A valence/arousal value checked to be a number in [-1, 1]; None for null/NaN (the caller counts it).
+
+    Raises KellyError naming the file and `where` (row, key or index) for anything else.
+    """
+    import math
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KellyError(f"{path}: {where}: {name} is {value!r}, not a number")
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if not -1.0 <= value <= 1.0:
+        raise KellyError(f"{path}: {where}: {name} = {value} is outside [-1, 1]")
+    return value
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; KellyError naming the file (and line/column) when it is malformed."""
+    import json
+
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise KellyError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise KellyError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise KellyError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def read_label_json(path: Path, tally: Tally) -> dict[str, tuple[float, float]]:
+    """Read `{key: {"valence": v, "arousal": a}}` (keys are file names or relative paths), values in [-1, 1].
+
+    Entries with a null/NaN value are counted as "nan_labels" and left out. Anything else that is
+    not a finite number in [-1, 1] raises KellyError naming the file and the key.
+    """
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise KellyError(f"{path}: expected an object {{file: {{\"valence\": v, \"arousal\": a}}}}, found {type(data).__name__}")
+    labels: dict[str, tuple[float, float]] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or "valence" not in entry or "arousal" not in entry:
+            raise KellyError(f"{path}: key {key!r}: expected {{\"valence\": v, \"arousal\": a}}, found {entry!r}")
+        valence = unit_label(entry["valence"], path, f"key {key!r}", "valence")
+        arousal = unit_label(entry["arousal"], path, f"key {key!r}", "arousal")
+        if valence is None or arousal is None:
+            tally.add("nan_labels", f"{path.name}: {key}")
+            continue
+        labels[key] = (valence, arousal)
+    return labels
+
+
+def _normalise_key(key: str) -> str:
+    key = str(key).strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key
+
+
+def match_labels(labels: dict[str, Any], relative_paths: list[str], label_file: Path, tally: Tally,
+                 *, prefixes: tuple[str, ...] = (), identities: dict[str, str] | None = None) -> dict[str, Any]:
+    """Attach labels keyed by relative path, file name or file stem to the files in `relative_paths`.
+
+    A key is tried, in order, as a relative path (also with one of `prefixes` such as "audio/"
+    removed), as a file name, and as a file name without extension. A name or stem shared by several
+    files is ambiguous (unless `identities`, {relative path: content id}, says they are one file):
+    counted as "ambiguous_labels" and not applied. Keys that match no file are counted as
+    "labels_without_file"; a second label for a file already labelled, "duplicate_labels".
+    Returns {relative path: label}.
+    """
+    by_path = {p: p for p in relative_paths}
+    by_name: dict[str, list[str]] = {}
+    by_stem: dict[str, list[str]] = {}
+    for p in relative_paths:
+        name = p.rsplit("/", 1)[-1]
+        by_name.setdefault(name, []).append(p)
+        by_stem.setdefault(name.rsplit(".", 1)[0], []).append(p)
+
+    def lookup(key: str) -> list[str] | None:
+        if key in by_path:
+            return [key]
+        for prefix in prefixes:
+            if key.startswith(prefix) and key[len(prefix):] in by_path:
+                return [key[len(prefix):]]
+        if "/" not in key:
+            for index in (by_name, by_stem):
+                if key in index:
+                    hits = index[key]
+                    if identities is not None and len({identities[h] for h in hits}) == 1:
+                        return hits[:1]
+                    return hits
+        return None
+
+    matched: dict[str, Any] = {}
+    labelled: set[str] = set()
+    # exact paths first, so that a path key wins over a bare name for the same file
+    ordered = sorted(labels.items(), key=lambda kv: "/" not in _normalise_key(kv[0]))
+    for key, label in ordered:
+        hits = lookup(_normalise_key(key))
+        if hits is None:
+            tally.add("labels_without_file", f"{label_file.name}: {key}")
+        elif len(hits) > 1:
+            tally.add("ambiguous_labels", f"{label_file.name}: {key} names {len(hits)} files")
+        elif hits[0] in matched or (identities is not None and identities[hits[0]] in labelled):
+            tally.add("duplicate_labels", f"{label_file.name}: {key}")
+        else:
+            matched[hits[0]] = label
+            if identities is not None:
+                labelled.add(identities[hits[0]])
+    return matched
