@@ -1,0 +1,460 @@
+"""Training: data from the cache, the loop, exact resume, early stopping, history, failures, config."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from preprocess.cache.reader import NetworkArrays
+from preprocess.errors import KellyError
+from preprocess.features import spec
+from preprocess.features.embedding import embed
+from train import checkpoints, data
+from train.config import NetworkConfig, TrainOptions, load_config_file, network_key, resolve
+from train.data import TRAIN, VALIDATION, Rows, from_rows, sequence_index, validation_items
+from train.history import history_paths, plot_paths, read_history_csv, read_history_json
+from train.loop import TrainingDiverged, train_network
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small networks train fastest on one thread (and a shared machine's other cores stay free)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- toy music data: a valence/arousal curve per item drives every network's inputs and targets ----
+
+BANDS = np.arange(spec.AUDIO_FEATURES)
+MAJOR_CYCLE, MINOR_CYCLE = (0, 7, 9, 5), (9, 5, 0, 7)          # I V vi IV / vi IV I V as chord classes
+
+
+def emotion_curves(n_items: int, per_item: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """valence, arousal [items, windows] in [-1, 1]: a level per item plus a slow swing."""
+    t = np.arange(per_item)
+    level = rng.uniform(-0.8, 0.8, (2, n_items, 1))
+    swing = 0.15 * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi, (2, n_items, 1)))
+    return np.clip(level[0] + swing[0], -1, 1), np.clip(level[1] + swing[1], -1, 1)
+
+
+def toy_arrays(key: str, n_items: int = 24, per_item: int = 24, seed: int = 0, validation_every: int = 4,
+               test_every: int = 0) -> NetworkArrays:
+    """A learnable NetworkArrays for `key`: item i is validation when (i + 1) % validation_every == 0."""
+    rng = np.random.default_rng(seed)
+    v, a = emotion_curves(n_items, per_item, rng)
+    emb = embed(v, a)                                                     # [items, windows, 64]
+    if key == "emotion":      # log-mel-like dB: louder and brighter with arousal, a mid bump with valence
+        x = (-60 + 30 * np.exp(-BANDS / 40) + 15 * a[..., None] * BANDS / 128
+             + 8 * v[..., None] * np.exp(-(((BANDS - 50) / 15) ** 2)) + rng.normal(0, 1, (*v.shape, 128)))
+        y = emb
+    elif key == "melody":     # a triad whose quality follows valence and register follows arousal
+        x = emb
+        root = np.where(a > 0, 67, 55)                                     # G4 or G3
+        y = np.zeros((*v.shape, 128))
+        for offset in (0, 7):
+            np.put_along_axis(y, (root + offset)[..., None], 0.9, -1)
+        np.put_along_axis(y, (root + np.where(v > 0, 4, 3))[..., None], 0.7, -1)
+    elif key == "harmony":    # the next chord of the item's cycle, from the previous chords and the emotion
+        cycle = np.where((v[:, :1] > 0)[..., None], MAJOR_CYCLE, MINOR_CYCLE)[:, 0]       # [items, 4]
+        chords = cycle[:, np.arange(per_item) % 4]
+        history = np.zeros((*v.shape, 64))
+        for lag, weight in zip(range(1, 5), (1, 0.5, 0.25, 0.125)):
+            previous = np.roll(chords, lag, axis=1)
+            for i in range(n_items):
+                history[i, np.arange(lag, per_item), previous[i, lag:]] += weight
+        x = np.concatenate([emb, history / np.maximum(history.max(-1, keepdims=True), 1e-9)], -1)
+        y = chords
+    elif key == "dynamics":   # louder, denser, more accented with arousal; legato with valence
+        x = emb[..., :32]
+        j = np.arange(16)
+        y = 0.5 + 0.4 * np.sin(0.7 * j + 1.3 * a[..., None] + 0.6 * v[..., None] * (j % 3 - 1))
+    else:                     # groove: busier and louder with arousal, swung with valence
+        x = emb
+        j = np.arange(32)
+        y = np.tanh(np.cos(0.9 * j) * a[..., None] + np.sin(0.5 * j) * v[..., None] + 0.2 * np.cos(j))
+    item = np.repeat(np.arange(n_items), per_item)
+    split = np.zeros(n_items, dtype=np.uint8)
+    split[(np.arange(n_items) + 1) % validation_every == 0] = 1
+    if test_every:
+        split[np.arange(n_items) % test_every == 0] = 2
+    n = n_items * per_item
+    return NetworkArrays(
+        inputs=x.reshape(n, -1).astype(np.float32),
+        targets=y.reshape(n).astype(np.int64) if key == "harmony" else y.reshape(n, -1).astype(np.float32),
+        split=split[item], item=item.astype(np.int64),
+        window=np.tile(np.arange(per_item), n_items).astype(np.int32),
+        valence=v[:, 0][item].astype(np.float32), arousal=a[:, 0][item].astype(np.float32),
+        label_source=np.zeros(n, np.uint8), item_ids=[f"piece-{i:03d}" for i in range(n_items)],
+        sources=[spec.NETWORKS[key][2][0]] * n_items)
+
+
+def toy_data(key: str, *, sequence_length: int = 8, block_rows: int | None = None, **toy) -> data.NetworkData:
+    return from_rows(Rows.from_arrays(toy_arrays(key, **toy)), key, sequence_length=sequence_length,
+                     block_rows=block_rows, source="toy")
+
+
+def fast_config(**changes) -> NetworkConfig:
+    return replace(NetworkConfig(epochs=4, batch_size=16, learning_rate=3e-3, device="cpu",
+                                 early_stopping_patience=0, sequence_length=8), **changes)
+
+
+def weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+def test_sequence_index_follows_items_and_window_gaps():
+    item = np.array([5, 5, 5, 5, 5, 7, 7, 7, 5, 5])
+    window = np.array([0, 1, 2, 3, 4, 0, 1, 3, 6, 7])           # 5: 0-4 then a gap to 6-7; 7: gap at 2
+    rows = np.random.default_rng(0).permutation(len(item))      # any row order
+    index = sequence_index(item[rows], window[rows], 3)
+    sequences = [[(item[rows][r], window[rows][r]) for r in seq if r >= 0] for seq in index]
+    assert sequences == [
+        [(5, 0), (5, 1), (5, 2)], [(5, 3), (5, 4)],              # a run of 5 cut into 3 + a kept tail of 2
+        [(5, 6), (5, 7)],                                        # after the gap
+        [(7, 0), (7, 1)], [(7, 3)],                              # another item; a gap breaks it
+    ]
+    assert (index[:, 0] >= 0).all() and index.shape == (5, 3)
+
+
+def test_seeded_validation_split_moves_whole_items():
+    arrays = toy_arrays("groove", n_items=30, validation_every=10**9)   # a cache without validation rows
+    arrays.split[:] = TRAIN
+    rows = Rows.from_arrays(arrays)
+    first = from_rows(rows, "groove", validation_split=0.25, seed=3)
+    again = from_rows(rows, "groove", validation_split=0.25, seed=3)
+    other = from_rows(rows, "groove", validation_split=0.25, seed=4)
+    assert first.resplit_by_item
+    val_items = set(first.rows(VALIDATION).item.tolist())
+    assert val_items == set(again.rows(VALIDATION).item.tolist()) != set(other.rows(VALIDATION).item.tolist())
+    assert not val_items & set(first.rows(TRAIN).item.tolist())           # no item on both sides
+    assert 2 <= len(val_items) <= 14
+    identities = {i: rows.item_identity(i) for i in range(30)}
+    assert val_items == validation_items(identities, 0.25, 3)
+    # a cache WITH validation rows keeps its own split, whatever validation_split says
+    kept = from_rows(Rows.from_arrays(toy_arrays("groove")), "groove", validation_split=0.5)
+    assert not kept.resplit_by_item and kept.counts["validation_windows"] == 6 * 24
+
+
+def test_streamed_blocks_serve_the_same_samples_as_memory():
+    rows = Rows.from_arrays(toy_arrays("melody", n_items=10, per_item=21))
+    whole = from_rows(rows, "melody", sequence_length=8)
+    streamed = from_rows(rows, "melody", sequence_length=8, block_rows=50, memory_budget_mb=0.01)
+    assert whole.in_memory and not streamed.in_memory
+    # 8 training items of 21 windows: 8 + 8 + 5 each
+    assert whole.counts == streamed.counts and whole.counts["train"] == 8 * 3
+    np.testing.assert_array_equal(whole.input_mean, streamed.input_mean)
+
+    def sequences(d):
+        out = set()
+        for x, y, mask in d.batches(TRAIN, "cpu", 4, torch.Generator().manual_seed(0)):
+            for seq, m in zip(x, mask):
+                out.add(seq[m.bool()].numpy().tobytes())
+        return out
+    assert sequences(whole) == sequences(streamed)
+    assert len(list(streamed.blocks(TRAIN, "cpu"))) > 1 and len(list(whole.blocks(TRAIN, "cpu"))) == 1
+
+
+def test_too_few_samples_is_an_error_naming_the_network_and_counts():
+    arrays = toy_arrays("dynamics", n_items=1, per_item=5, validation_every=10**9)
+    with pytest.raises(KellyError, match=r"DynamicsEngine \(dynamics\): 5 training and 0 validation samples"):
+        from_rows(Rows.from_arrays(arrays), "dynamics", validation_split=0.2)
+
+
+def test_bad_rows_are_rejected():
+    arrays = toy_arrays("groove", n_items=4, per_item=4)
+    arrays.targets[3, 5] = np.nan
+    with pytest.raises(KellyError, match="1 rows with NaN or infinite targets"):
+        from_rows(Rows.from_arrays(arrays), "groove")
+    arrays = toy_arrays("harmony", n_items=4, per_item=4)
+    arrays.targets[0] = 64
+    with pytest.raises(KellyError, match="chord classes outside"):
+        from_rows(Rows.from_arrays(arrays), "harmony")
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", list(spec.NETWORKS))
+def test_each_loss_goes_down_and_beats_the_baseline(key, tmp_path):
+    from train.loop import validate
+    from train.models import build
+
+    d = toy_data(key)
+    untrained = build(key)
+    untrained.set_input_normalisation(d.input_mean, d.input_std)
+    initial_loss, _ = validate(key, untrained, d, "cpu")
+    result = train_network(key, d, fast_config(epochs=6, batch_size=8), output=tmp_path,
+                           progress=False, write_history=False)
+    assert result.best_val_loss < 0.7 * initial_loss, (initial_loss, result.history)
+    assert result.best_val_loss < result.baseline["loss"], (result.best_val_loss, result.baseline)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("key, schedule", [("emotion", "cosine"), ("harmony", "plateau")])
+def test_an_interrupted_run_resumed_ends_bit_for_bit_like_an_uninterrupted_one(key, schedule, tmp_path):
+    config = fast_config(epochs=4, lr_schedule=schedule, early_stopping_patience=3)
+    straight = train_network(key, toy_data(key), config, output=tmp_path / "a", progress=False)
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_network(key, toy_data(key), config, output=tmp_path / "b", progress=False, on_epoch_end=interrupt)
+    assert checkpoints.load_checkpoint(tmp_path / "b/checkpoints" / f"{key}_latest.pt")["epoch"] == 2
+    resumed = train_network(key, toy_data(key), config, output=tmp_path / "b", progress=False, resume=True)
+    assert resumed.epochs_run == 2
+    assert weights_equal(straight.model.state_dict(), resumed.model.state_dict())
+    for kind in ("latest", "best"):
+        a = checkpoints.load_checkpoint(tmp_path / "a/checkpoints" / f"{key}_{kind}.pt")
+        b = checkpoints.load_checkpoint(tmp_path / "b/checkpoints" / f"{key}_{kind}.pt")
+        assert weights_equal(a["model_state"], b["model_state"]) and a["epoch"] == b["epoch"]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]   # noqa: E731
+    assert drop(straight.history) == drop(resumed.history)
+
+
+def test_two_epochs_then_resume_to_four_equals_four(tmp_path):
+    key = "melody"
+    four = train_network(key, toy_data(key), fast_config(epochs=4), output=tmp_path / "a", progress=False)
+    train_network(key, toy_data(key), fast_config(epochs=2), output=tmp_path / "b", progress=False)
+    resumed = train_network(key, toy_data(key), fast_config(epochs=4), output=tmp_path / "b", progress=False,
+                            resume=True)
+    assert weights_equal(four.model.state_dict(), resumed.model.state_dict())
+
+
+def test_resume_without_a_checkpoint_or_from_another_cache_is_an_error(tmp_path):
+    with pytest.raises(KellyError, match="dynamics_latest.pt: checkpoint not found"):
+        train_network("dynamics", toy_data("dynamics"), fast_config(), output=tmp_path, resume=True, progress=False)
+    train_network("dynamics", toy_data("dynamics"), fast_config(epochs=1), output=tmp_path, progress=False,
+                  cache_identity="cache-A")
+    with pytest.raises(KellyError, match="trained on another cache"):
+        train_network("dynamics", toy_data("dynamics"), fast_config(), output=tmp_path, resume=True,
+                      progress=False, cache_identity="cache-B")
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    # 6 items of noise-free targets, but a tiny training set and a high learning rate: validation turns
+    key = "groove"
+    d = toy_data(key, n_items=6, per_item=6, validation_every=2)
+    config = fast_config(epochs=30, learning_rate=0.03, batch_size=4, early_stopping_patience=3)
+    result = train_network(key, d, config, output=tmp_path, progress=False)
+    last = result.history[-1]["epoch"]
+    assert result.stopped_early and result.best_epoch == last - 3 and last < 30
+    best = checkpoints.load_checkpoint(tmp_path / "checkpoints/groove_best.pt")
+    latest = checkpoints.load_checkpoint(tmp_path / "checkpoints/groove_latest.pt")
+    assert best["epoch"] == result.best_epoch and latest["epoch"] == last
+    assert weights_equal(result.model.state_dict(), best["model_state"])
+    assert not weights_equal(result.model.state_dict(), latest["model_state"])
+    assert best["best_val_loss"] == min(r["val_loss"] for r in result.history)
+
+
+def test_history_files_and_plots_hold_the_epochs(tmp_path):
+    from train.history import plot_history
+
+    result = train_network("dynamics", toy_data("dynamics"), fast_config(epochs=3), output=tmp_path, progress=False)
+    json_path, csv_path = history_paths(tmp_path, "dynamics")
+    from_json, from_csv = read_history_json(json_path), read_history_csv(csv_path)
+    from_checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")["history"]
+    assert from_json == from_csv == from_checkpoint == result.history
+    assert [r["epoch"] for r in from_json] == [1, 2, 3]
+    assert all(r["lr"] == 3e-3 and r["seconds"] > 0 and 0 < r["val_metric"] < 1 for r in from_json)
+    document = json.loads(json_path.read_text())
+    assert document["metric"] == "mae" and document["baseline"]["loss"] == pytest.approx(result.baseline["loss"])
+    for path in plot_history(tmp_path, "dynamics", result.history, network_name="DynamicsEngine", loss="mse",
+                             metric="mae", baseline=result.baseline):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert plot_paths(tmp_path, "dynamics")[0].exists()
+
+
+def test_a_nan_loss_stops_the_network_and_keeps_the_last_good_checkpoint(tmp_path):
+    d = toy_data("dynamics")
+
+    def poison(row):              # a non-finite value reaches training after epoch 2
+        if row["epoch"] == 2:
+            next(d.blocks(TRAIN, torch.device("cpu"))).inputs[3, 0] = float("inf")
+    with pytest.raises(TrainingDiverged, match=r"DynamicsEngine: the training loss became nan in epoch 3.*epoch 2"):
+        train_network("dynamics", d, fast_config(epochs=5), output=tmp_path, progress=False, on_epoch_end=poison)
+    _, checkpoint = checkpoints.load_network(tmp_path / "checkpoints/dynamics_latest.pt")
+    assert checkpoint["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in checkpoint["model_state"].values())
+    assert [r["epoch"] for r in read_history_json(history_paths(tmp_path, "dynamics")[0])] == [1, 2]
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+def test_checkpoint_errors_name_the_file_and_the_fault(tmp_path):
+    train_network("dynamics", toy_data("dynamics"), fast_config(epochs=1), output=tmp_path, progress=False)
+    good = tmp_path / "checkpoints/dynamics_best.pt"
+    model, checkpoint = checkpoints.load_network(good)
+    assert model.name == "DynamicsEngine" and checkpoint["format"] == "kelly-checkpoint-1"
+    assert set(checkpoint) >= {"optimizer_state", "scheduler_state", "rng_state", "early_stopping",
+                               "cache_identity", "config", "best_val_loss", "metrics", "history"}
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(KellyError, match=r"corrupt.pt: not a readable checkpoint"):
+        checkpoints.load_checkpoint(corrupt)
+
+    other = dict(checkpoint, network="groove", network_name="GroovePredictor")
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(KellyError, match=r"other.pt: GroovePredictor layer input_mean has shape \(32,\)"):
+        checkpoints.load_network(tmp_path / "other.pt")
+
+    old = dict(checkpoint, feature_version="kelly-features-0")
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(KellyError, match="old.pt: trained on features 'kelly-features-0'"):
+        checkpoints.load_network(tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="kelly-features-0"):
+        checkpoints.load_network(tmp_path / "old.pt", version_mismatch="warn")
+
+    torch.save({"state_dict": checkpoint["model_state"]}, tmp_path / "plain.pt")
+    with pytest.raises(KellyError, match="plain.pt: not a kelly checkpoint"):
+        checkpoints.load_checkpoint(tmp_path / "plain.pt")
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+def test_config_file_precedence_and_network_names(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "training": {"epochs": 30, "batch_size": 32, "learning_rate": 0.001, "validation_split": 0.1},
+        "models": {"EmotionRecognizer": {"learning_rate": 0.0005, "epochs": 40}, "groove_predictor": {"batch_size": 8}},
+        "datasets": {"deam": "datasets/deam", "lakh": "datasets/lakh_midi"},
+    }))
+    config = load_config_file(path)
+    emotion = resolve("emotion", config, {"epochs": 5})
+    assert (emotion.epochs, emotion.learning_rate, emotion.batch_size, emotion.validation_split) == (5, 0.0005, 32, 0.1)
+    assert resolve("groove", config, {}).batch_size == 8
+    assert resolve("harmony", None, {}) == NetworkConfig()
+    assert [network_key(n) for n in ("melody", "MelodyTransformer", "melody_transformer")] == ["melody"] * 3
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"training": {"epochs": "ten"}}, r"training: key 'epochs' must be int, got str"),
+    ({"training": {"epochz": 3}}, r"training: unknown key 'epochz'"),
+    ({"models": {"BassPredictor": {}}}, r"models: unknown network 'BassPredictor'"),
+    ({"models": {"emotion": {"learning_rate": True}}}, r"models.emotion: key 'learning_rate' must be float"),
+    ({"datasets": {"deam": 5}}, r"datasets: key 'deam' must be a path"),
+    ({"training": {"lr_schedule": "step"}}, r"lr_schedule must be one of"),
+    ({"trainning": {}}, r"unknown key 'trainning'"),
+    ("[1, 2", r"not valid JSON"),
+])
+def test_config_errors_name_the_file_and_key(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(KellyError, match=rf"bad.json: .*{message}"):
+        load_config_file(path)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def write_toy_cache(cache_dir: Path, keys=("dynamics", "groove"), **toy) -> Path:
+    """A real cache (shards + manifest, as the preprocess job writes them) holding the toy rows."""
+    from preprocess.cache.manifest import DoneEntry, Manifest
+    from preprocess.cache.shards import ItemResult, shard_name, write_shard
+
+    by_source: dict[str, list[ItemResult]] = {}
+    for key in keys:
+        arrays = toy_arrays(key, **toy)
+        source = spec.NETWORKS[key][2][0]
+        results = {r.item_id: r for r in by_source.get(source, [])}
+        for i, item_id in enumerate(arrays.item_ids):
+            rows = arrays.item == i
+            split = ("train", "validation", "test")[int(arrays.split[rows][0])]
+            result = results.setdefault(item_id, ItemResult(
+                source=source, item_id=item_id, split=split, content_hash=f"{i:032x}", label_source="annotated",
+                valence=float(arrays.valence[rows][0]), arousal=float(arrays.arousal[rows][0]),
+                source_path=f"{source}/{item_id}.mid", samples={}))
+            result.samples[key] = {"inputs": arrays.inputs[rows], "targets": arrays.targets[rows],
+                                   "window": arrays.window[rows]}
+        by_source[source] = list(results.values())
+    with Manifest.open(cache_dir, create=True) as manifest:
+        for source, results in by_source.items():
+            name = shard_name(source, 0)
+            size = write_shard(cache_dir, name, results, spec.FEATURE_VERSION)
+            manifest.commit_shard(name, source, [
+                DoneEntry(r.source, r.item_id, r.content_hash, "", r.split, r.label_source, r.valence, r.arousal,
+                          r.source_path, i, r.rows()) for i, r in enumerate(results)], size)
+    return cache_dir
+
+
+def test_run_training_trains_each_network_and_reports_failures(tmp_path, capsys):
+    from train.cli import format_summary, run_training
+
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics", "groove"))
+    summary = run_training(TrainOptions(cache_dir=cache, output=tmp_path / "run",
+                                        models=["DynamicsEngine", "groove", "harmony"], progress=False,
+                                        overrides={"epochs": 3, "batch_size": 8, "device": "cpu"}))
+    assert summary["failed"] == ["harmony"]
+    assert "no harmony samples in the cache" in summary["networks"]["harmony"]["error"]
+    for key in ("dynamics", "groove"):
+        entry = summary["networks"][key]
+        assert entry["epochs"] == 3 and entry["val_loss"] < entry["baseline_loss"]
+        assert (tmp_path / f"run/checkpoints/{key}_best.pt").is_file()
+        assert all(p.is_file() for p in (*history_paths(tmp_path / "run", key), *plot_paths(tmp_path / "run", key)))
+    assert 0 < summary["first_batch_seconds"] < 600
+    table = format_summary(summary)
+    assert "DynamicsEngine" in table and "FAILED" in table
+
+
+def test_kelly_train_command_line(tmp_path, capsys):
+    import argparse
+
+    from train.cli import add_parsers
+
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"training": {"epochs": 5, "batch_size": 32}}))
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers())
+    argv = ["train", "--cache-dir", str(cache), "-o", str(tmp_path), "--models", "dynamics", "-e", "2",
+            "-lr", "0.002", "--config", str(config), "--no-plots", "--no-progress", "-d", "cpu"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")
+    assert (checkpoint["epoch"], checkpoint["config"]["epochs"], checkpoint["config"]["batch_size"],
+            checkpoint["config"]["learning_rate"]) == (2, 2, 32, 0.002)
+    assert not plot_paths(tmp_path, "dynamics")[0].exists()
+    args = parser.parse_args(argv[:7] + ["--resume", "DynamicsEngine", "-e", "3", "--no-progress", "-d", "cpu",
+                                         "--memory-budget-mb", "0.01"])      # and stream the rows block by block
+    capsys.readouterr()
+    assert args.func(args) == 0
+    assert "(streamed)" in capsys.readouterr().out
+    assert checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")["epoch"] == 3
+    args = parser.parse_args(["train", "--cache-dir", str(tmp_path / "nowhere"), "-o", str(tmp_path)])
+    with pytest.raises(KellyError, match="nowhere: no feature cache here"):
+        args.func(args)
+
+
+def test_training_and_evaluation_import_no_audio_midi_or_preprocess_code(tmp_path):
+    """`kelly train` starts fast: train/ reads the cache and nothing of the preprocessing side."""
+    import subprocess
+    import sys
+
+    cache = write_toy_cache(tmp_path / "cache", keys=("emotion",), n_items=6, per_item=8)
+    script = f"""
+import sys
+from train.cli import run_training
+from train.config import TrainOptions
+from train.evaluate import evaluate
+summary = run_training(TrainOptions(cache_dir={str(cache)!r}, output={str(tmp_path)!r}, models=["emotion"],
+                                    progress=False, write_plots=False, overrides={{"epochs": 1, "device": "cpu"}}))
+assert not summary["failed"], summary
+evaluate({str(tmp_path / "checkpoints")!r}, {str(cache)!r})
+print(" ".join(sorted(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    modules = set(done.stdout.splitlines()[-1].split())
+    allowed = {"preprocess", "preprocess.errors", "preprocess.features", "preprocess.features.spec",
+               "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
+               "preprocess.cache.manifest"}          # the reader's own index of the cache
+    assert {m for m in modules if m.startswith("preprocess")} <= allowed
+    for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):
+        assert heavy not in modules, heavy

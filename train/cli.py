@@ -1,0 +1,252 @@
+"""`kelly train` and `kelly evaluate`.
+
+`kelly train` trains the chosen networks one after another from the cache and writes
+`<output>/checkpoints/`, `history/` and `plots/`. A network that fails (too little data, a NaN
+loss) is reported and the others go on; the exit code is then 1. `run_training(options)` is the
+same run from Python (the pipeline command uses it).
+
+Nothing heavy is imported at module level: torch, numpy and h5py load when a handler runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from preprocess.errors import KellyError
+from train.config import NETWORK_NAMES, NetworkConfig, TrainOptions
+
+_DEFAULTS = NetworkConfig()
+#: command-line flag dest -> NetworkConfig field (the flags that override training settings)
+SETTING_FLAGS = ("epochs", "batch_size", "learning_rate", "weight_decay", "validation_split",
+                 "early_stopping_patience", "early_stopping_min_delta", "grad_clip", "lr_schedule",
+                 "sequence_length", "seed", "device", "memory_budget_mb")
+#: settings a resumed run may change (the rest come from the checkpoint, or the result would differ)
+RESUME_FLAGS = ("epochs", "device", "memory_budget_mb")
+
+
+def add_parsers(subparsers) -> None:
+    d = _DEFAULTS
+    p = subparsers.add_parser(
+        "train", help="train the networks from the feature cache",
+        description="Train the five networks (or --models) from the cache. Settings: defaults < "
+                    "--config file < command-line flags.")
+    p.add_argument("--cache-dir", type=Path, default=Path("cache"), help="the feature cache (default: ./cache)")
+    p.add_argument("--output", "-o", type=Path, default=Path("."),
+                   help="root for checkpoints/, history/, plots/ (default: .)")
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help=f"networks to train, by key or class name (default: all: {', '.join(NETWORK_NAMES)})")
+    p.add_argument("--config", type=Path, dest="config_file", metavar="CONFIG.json",
+                   help='JSON with "training", "models", "datasets" sections')
+    p.add_argument("--epochs", "-e", type=int, help=f"(default: {d.epochs})")
+    p.add_argument("--batch-size", "-b", type=int, help=f"(default: {d.batch_size})")
+    p.add_argument("--learning-rate", "-lr", type=float, help=f"Adam's learning rate (default: {d.learning_rate})")
+    p.add_argument("--weight-decay", type=float, help=f"(default: {d.weight_decay})")
+    p.add_argument("--validation-split", "-v", type=float,
+                   help="fraction of ITEMS moved to validation, only for a cache without validation rows "
+                        f"(default: {d.validation_split})")
+    p.add_argument("--early-stopping-patience", type=int,
+                   help=f"epochs without improvement before stopping, 0 = never (default: {d.early_stopping_patience})")
+    p.add_argument("--early-stopping-min-delta", type=float,
+                   help=f"smallest validation-loss drop that counts (default: {d.early_stopping_min_delta})")
+    p.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default: {d.grad_clip})")
+    p.add_argument("--lr-schedule", choices=("none", "cosine", "plateau"), help=f"(default: {d.lr_schedule})")
+    p.add_argument("--sequence-length", type=int,
+                   help=f"windows per training sequence of the LSTM networks (default: {d.sequence_length})")
+    p.add_argument("--seed", type=int, help=f"(default: {d.seed})")
+    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), help=f"(default: {d.device})")
+    p.add_argument("--memory-budget-mb", type=float,
+                   help="a network's cache rows above this are streamed block by block "
+                        f"(default: {d.memory_budget_mb:g})")
+    p.add_argument("--resume", metavar="MODEL",
+                   help="continue MODEL (or 'all') from checkpoints/<key>_latest.pt; "
+                        "its settings come from the checkpoint")
+    p.add_argument("--use-synthetic", action="store_true",
+                   help="make the sample datasets under <output>/synthetic, preprocess them, and train on that cache")
+    p.add_argument("--no-history", action="store_true", help="write no history/ files")
+    p.add_argument("--no-plots", action="store_true", help="draw no plots/")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop each network after N optimizer steps (smoke runs; timing the first batch)")
+    p.set_defaults(func=handle_train)
+
+    e = subparsers.add_parser(
+        "evaluate", help="held-out metrics of trained networks beside a trivial baseline",
+        description="Evaluate <checkpoint-dir>/<key>_best.pt on the cache's test split (validation when "
+                    "there is none); LSTM networks run one step per call as in the plugin.")
+    e.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"), help="(default: ./checkpoints)")
+    e.add_argument("--cache-dir", type=Path, default=Path("cache"), help="(default: ./cache)")
+    e.add_argument("--output", "-o", type=Path, default=Path("evaluation.json"),
+                   help="where to save the JSON report (default: ./evaluation.json)")
+    e.add_argument("--models", nargs="+", metavar="MODEL", help="networks to evaluate (default: all with a checkpoint)")
+    e.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="which checkpoint (default: best)")
+    e.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="(default: cpu)")
+    e.set_defaults(func=handle_evaluate)
+
+
+def options_from_args(args: argparse.Namespace) -> TrainOptions:
+    return TrainOptions(
+        cache_dir=args.cache_dir, output=args.output, models=args.models, resume=args.resume,
+        config_file=args.config_file, use_synthetic=args.use_synthetic, write_history=not args.no_history,
+        write_plots=not args.no_plots, progress=not args.no_progress, max_steps=args.max_steps,
+        overrides={name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None},
+    )
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    summary = run_training(options_from_args(args))
+    print(format_summary(summary))
+    return 0 if not summary["failed"] else 1
+
+
+def handle_evaluate(args: argparse.Namespace) -> int:
+    from train.evaluate import evaluate, format_table, write_report
+
+    report = evaluate(args.checkpoint_dir, args.cache_dir, models=_keys(args.models) if args.models else None,
+                      device=args.device, kind=args.checkpoint)
+    print(format_table(report))
+    print(f"saved {write_report(report, args.output)}")
+    return 0
+
+
+def run_training(options: TrainOptions | dict) -> dict:
+    """Train the networks `options` names; a summary dict (see `format_summary`) per network."""
+    if isinstance(options, dict):
+        options = TrainOptions(**options)
+    from train.config import load_config_file, resolve
+
+    file_config = load_config_file(options.config_file) if options.config_file else None
+    keys = _keys(options.models) if options.models else list(NETWORK_NAMES)
+    resumed = set()
+    if options.resume:
+        resumed = set(keys) if options.resume == "all" else set(_keys([options.resume]))
+        keys = keys if options.resume == "all" else [k for k in keys if k in resumed] or sorted(resumed)
+    cache_dir = Path(options.cache_dir)
+    if options.use_synthetic:
+        cache_dir = make_synthetic_cache(Path(options.output) / "synthetic", options.progress)
+
+    from preprocess.cache import reader
+    from train import data as train_data
+    from train.loop import train_network
+
+    identity = reader.cache_identity(cache_dir)          # KellyError for a missing or empty cache
+    summary = {"cache_dir": str(cache_dir), "cache_identity": identity, "output": str(options.output),
+               "networks": {}, "failed": []}
+    started = time.perf_counter()
+    for key in keys:
+        entry = {"network": key, "network_name": NETWORK_NAMES[key]}
+        try:
+            config = (resumed_config(options, key) if key in resumed else resolve(key, file_config, options.overrides))
+            data = train_data.from_cache(cache_dir, key, sequence_length=config.sequence_length,
+                                         validation_split=config.validation_split, seed=config.seed,
+                                         memory_budget_mb=config.memory_budget_mb)
+            print(f"{NETWORK_NAMES[key]}: {data.counts['train']} training / {data.counts['validation']} validation "
+                  f"{'sequences' if data.sequence_length else 'samples'} from {data.counts['items']} items "
+                  f"({'in memory' if data.in_memory else 'streamed'}"
+                  f"{', validation split by item' if data.resplit_by_item else ''})", flush=True)
+            result = train_network(key, data, config, output=options.output, resume=key in resumed,
+                                   cache_identity=identity, write_history=options.write_history,
+                                   progress=options.progress, max_steps=options.max_steps)
+        except KellyError as exc:
+            print(f"{NETWORK_NAMES[key]}: error: {exc}", file=sys.stderr, flush=True)
+            summary["failed"].append(key)
+            summary["networks"][key] = dict(entry, error=str(exc))
+            continue
+        if result.first_batch_at is not None and "first_batch_seconds" not in summary:
+            summary["first_batch_seconds"] = seconds_since_start(result.first_batch_at)
+            print(f"first batch {summary['first_batch_seconds']:.2f} s after the process started", flush=True)
+        if options.write_plots and result.history:
+            from train.history import plot_history
+            from train.metrics import LOSS
+
+            plot_history(options.output, key, result.history, network_name=result.name, loss=LOSS[key],
+                         metric=result.metric, baseline=result.baseline)
+        summary["networks"][key] = dict(
+            entry, best_epoch=result.best_epoch, val_loss=result.best_val_loss, metric=result.metric,
+            val_metric=result.best_val_metric, baseline_loss=result.baseline["loss"],
+            baseline_metric=result.baseline["metric"], epochs=len(result.history), epochs_run=result.epochs_run,
+            stopped_early=result.stopped_early, seconds=result.seconds, steps=result.steps,
+            samples_per_second=result.samples / result.seconds if result.seconds else None)
+    summary["seconds"] = time.perf_counter() - started
+    return summary
+
+
+def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:
+    """The checkpoint's settings, with only RESUME_FLAGS taken from the command line."""
+    from dataclasses import replace
+
+    from train.checkpoints import checkpoint_path, load_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path(options.output, key, "latest"))
+    config = NetworkConfig(**checkpoint["config"])
+    ignored = sorted(set(options.overrides) - set(RESUME_FLAGS))
+    if ignored:
+        print(f"{NETWORK_NAMES[key]}: resuming with the checkpoint's settings; ignoring "
+              f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", file=sys.stderr)
+    config = replace(config, **{k: v for k, v in options.overrides.items() if k in RESUME_FLAGS})
+    config.validate(f"{NETWORK_NAMES[key]} settings")
+    return config
+
+
+def make_synthetic_cache(root: Path, progress: bool = True) -> Path:
+    """Write the sample datasets under `root/datasets` (kept when already there) and preprocess
+    them into `root/cache` (the job skips what that cache already holds)."""
+    from preprocess import job
+    from preprocess.sample_data import make_sample_data
+
+    datasets, cache = root / "datasets", root / "cache"
+    if datasets.is_dir() and any(datasets.iterdir()):
+        print(f"using the sample data already in {datasets}", flush=True)
+    else:
+        print(f"making sample data in {datasets}", flush=True)
+        make_sample_data(datasets)
+    print(f"preprocessing {datasets} into {cache}", flush=True)
+    summary = job.preprocess_all(datasets, cache, progress=progress)
+    print(job.format_summary(summary), flush=True)
+    return cache
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{'network':<18} {'best epoch':>10} {'val loss':>10} {'metric':>18} {'baseline':>10} {'time':>8}"]
+    for key, n in summary["networks"].items():
+        if "error" in n:
+            lines.append(f"{n['network_name']:<18} FAILED: {n['error']}")
+            continue
+        metric = f"{n['metric']} {n['val_metric']:.4f}"
+        lines.append(f"{n['network_name']:<18} {n['best_epoch']:>10} {n['val_loss']:>10.4f} {metric:>18} "
+                     f"{n['baseline_loss']:>10.4f} {n['seconds']:>7.1f}s")
+    lines.append("(val loss and metric at the best epoch; baseline: the validation loss of predicting "
+                 "the training mean, for harmony the training prior)")
+    return "\n".join(lines)
+
+
+def seconds_since_start(moment: float) -> float:
+    """Seconds from this process's start to `moment` (a time.time()); from this module's import
+    where the process start is unknown (no /proc)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        started = time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        started = _IMPORTED
+    return moment - started
+
+
+def _keys(names: list[str]) -> list[str]:
+    from train.config import network_key
+
+    keys = []
+    for name in names:
+        try:
+            key = network_key(name)
+        except ValueError as exc:
+            raise KellyError(f"--models/--resume: {exc}") from None
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+_IMPORTED = time.time()

@@ -1,0 +1,191 @@
+"""Training settings: their defaults, the JSON config file, and which value wins.
+
+Precedence, lowest first: the defaults below, the config file's "training" section, its
+"models" section for one network, and the command line (a flag given there always wins).
+
+The config file has the older guides' structure::
+
+    {
+      "training": {"epochs": 50, "batch_size": 64, "learning_rate": 0.001, ...},
+      "models":   {"emotion": {"learning_rate": 0.0005}, "HarmonyPredictor": {"epochs": 80}},
+      "datasets": {"deam": "datasets/deam", "maestro": "datasets/maestro", ...}
+    }
+
+Networks are named by cache key ("emotion"), class name ("EmotionRecognizer") or its snake case
+("emotion_recognizer"). An unknown key or a value of the wrong type is a KellyError naming the
+file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preprocess.errors import KellyError
+from preprocess.features.spec import SOURCES
+
+#: cache key -> plugin class name (train.models.NETWORKS holds the classes; kept here so that
+#: resolving names needs no torch import)
+NETWORK_NAMES = {
+    "emotion": "EmotionRecognizer",
+    "melody": "MelodyTransformer",
+    "harmony": "HarmonyPredictor",
+    "dynamics": "DynamicsEngine",
+    "groove": "GroovePredictor",
+}
+LR_SCHEDULES = ("none", "cosine", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class NetworkConfig:
+    """Everything that decides how one network trains (stored in its checkpoints)."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    validation_split: float = 0.2        # used only for a cache without validation rows; split by item
+    early_stopping_patience: int = 10    # epochs without improvement; 0 turns early stopping off
+    early_stopping_min_delta: float = 0.0
+    early_stopping_mode: str = "min"     # on validation loss
+    restore_best_weights: bool = True
+    grad_clip: float = 1.0               # max gradient norm; 0 turns clipping off
+    lr_schedule: str = "none"            # none | cosine (over `epochs`) | plateau (x0.5 after patience/2 flat epochs)
+    sequence_length: int = 16            # windows per training sequence (LSTM networks)
+    seed: int = 0
+    device: str = "auto"
+    memory_budget_mb: float = 2048.0     # a network's cache rows above this are streamed block by block
+
+    def validate(self, where: str = "training settings") -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0.0 <= self.validation_split < 1.0, "validation_split must be in [0, 1)"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0"),
+            (self.early_stopping_min_delta >= 0, "early_stopping_min_delta must be >= 0"),
+            (self.early_stopping_mode in ("min", "max"), "early_stopping_mode must be 'min' or 'max'"),
+            (self.grad_clip >= 0, "grad_clip must be >= 0"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (self.sequence_length >= 1, "sequence_length must be >= 1"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+            (self.memory_budget_mb > 0, "memory_budget_mb must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise KellyError(f"{where}: {message}")
+
+
+TRAINING_KEYS = {f.name: f.type for f in dataclasses.fields(NetworkConfig)}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+@dataclass
+class TrainOptions:
+    """One `kelly train` run. Training settings left None fall back to the config file, then the defaults."""
+
+    cache_dir: Path = Path("cache")
+    output: Path = Path(".")
+    models: list[str] | None = None          # keys or class names; None = all five
+    resume: str | None = None                # a network name, or "all"
+    config_file: Path | None = None
+    use_synthetic: bool = False
+    write_history: bool = True
+    write_plots: bool = True
+    progress: bool = True
+    max_steps: int | None = None             # stop each network after this many optimizer steps (smoke runs, timing)
+    overrides: dict[str, Any] = field(default_factory=dict)   # NetworkConfig fields given on the command line
+
+
+@dataclass
+class FileConfig:
+    """A parsed config file: training defaults, per-network overrides, dataset paths."""
+
+    path: Path | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)   # keyed by cache key
+    datasets: dict[str, str] = field(default_factory=dict)
+
+
+def network_key(name: str) -> str:
+    """"emotion", "EmotionRecognizer" or "emotion_recognizer" -> "emotion"; ValueError when unknown."""
+    for key, class_name in NETWORK_NAMES.items():
+        if name in (key, class_name, _snake(class_name)) or name.lower() in (key, class_name.lower()):
+            return key
+    known = ", ".join(f"{k} ({c})" for k, c in NETWORK_NAMES.items())
+    raise ValueError(f"unknown network {name!r}; known: {known}")
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def check_value(key: str, value: Any, where: str) -> Any:
+    """The value of training setting `key`, type-checked (an int is accepted for a float)."""
+    if key not in TRAINING_KEYS:
+        raise KellyError(f"{where}: unknown key {key!r}; known: {', '.join(TRAINING_KEYS)}")
+    expected = _TYPES[TRAINING_KEYS[key]]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise KellyError(f"{where}: key {key!r} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_config_file(path: str | Path) -> FileConfig:
+    """Read and check a JSON config file (see the module docstring for its structure)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KellyError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KellyError(f"{path}: cannot read config file ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise KellyError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise KellyError(f"{path}: the top level must be an object with 'training', 'models', 'datasets'")
+    unknown = set(raw) - {"training", "models", "datasets"}
+    if unknown:
+        raise KellyError(f"{path}: unknown key {sorted(unknown)[0]!r}; known: training, models, datasets")
+    config = FileConfig(path=path)
+    training = _section(raw, "training", path)
+    config.training = {k: check_value(k, v, f"{path}: training") for k, v in training.items()}
+    for name, overrides in _section(raw, "models", path).items():
+        try:
+            key = network_key(name)
+        except ValueError as exc:
+            raise KellyError(f"{path}: models: {exc}") from None
+        if not isinstance(overrides, dict):
+            raise KellyError(f"{path}: models: key {name!r} must be an object of training settings")
+        config.models[key] = {k: check_value(k, v, f"{path}: models.{name}") for k, v in overrides.items()}
+    for source, folder in _section(raw, "datasets", path).items():
+        if source not in SOURCES:
+            raise KellyError(f"{path}: datasets: unknown key {source!r}; known: {', '.join(SOURCES)}")
+        if not isinstance(folder, str):
+            raise KellyError(f"{path}: datasets: key {source!r} must be a path (string), got {type(folder).__name__}")
+        config.datasets[source] = folder
+    for key, overrides in [("training", config.training), *config.models.items()]:
+        resolved = NetworkConfig(**{**config.training, **overrides})
+        resolved.validate(f"{path}: {key}")
+    return config
+
+
+def _section(raw: dict, name: str, path: Path) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise KellyError(f"{path}: key {name!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def resolve(key: str, file_config: FileConfig | None, overrides: dict[str, Any]) -> NetworkConfig:
+    """The settings for network `key`: defaults < file "training" < file "models"[key] < command line."""
+    file_config = file_config or FileConfig()
+    given = {k: check_value(k, v, "command line") for k, v in overrides.items() if v is not None}
+    config = NetworkConfig(**{**file_config.training, **file_config.models.get(key, {}), **given})
+    config.validate(f"{NETWORK_NAMES[key]} settings")
+    return config

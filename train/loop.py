@@ -1,0 +1,269 @@
+"""The training loop for one network: Adam, clipped gradients, an optional LR schedule, early
+stopping, a checkpoint per epoch, exact resume. `train_network` reads top to bottom.
+
+Exact resume: weights are initialised from `torch.manual_seed(seed)`; batches are drawn from a
+dedicated `torch.Generator` seeded with `seed`; every random state, the optimizer, the scheduler
+and the early-stopping counters are in each checkpoint. A run resumed from `<key>_latest.pt`
+therefore ends with the same weights, bit for bit on the CPU, as one that was never interrupted.
+
+A NaN or infinite loss stops the network with `TrainingDiverged`; its checkpoints on disk are
+those of the last good epoch.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from preprocess.errors import KellyError
+from preprocess.features.spec import FEATURE_VERSION
+from train import checkpoints
+from train.config import NetworkConfig
+from train.data import TRAIN, VALIDATION, NetworkData
+from train.early_stopping import EarlyStopping
+from train.metrics import LOSS, METRIC, MetricSum, batch_loss, constant_loss, constant_metric
+from train.models import KellyNetwork, build
+
+CHECK_EVERY = 16            # batches between checks of the running loss for NaN/Inf
+VALIDATION_ROWS = 8192      # rows per validation batch
+
+
+class TrainingDiverged(KellyError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class NetworkResult:
+    key: str
+    name: str
+    best_epoch: int
+    best_val_loss: float
+    best_val_metric: float
+    metric: str
+    baseline: dict                 # {"loss": ..., "metric": ...} of the constant prediction on validation
+    epochs_run: int                # epochs trained in this call
+    seconds: float
+    stopped_early: bool
+    history: list[dict]
+    steps: int = 0
+    samples: int = 0               # training samples seen in this call
+    train_seconds: float = 0.0     # time spent in training batches (no validation, checkpoints, history)
+    first_batch_at: float | None = None   # time.time() when the first optimizer step finished
+    model: KellyNetwork | None = field(default=None, repr=False)
+
+
+def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output: str | Path = ".",
+                  resume: bool = False, cache_identity: str = "", write_history: bool = True,
+                  progress: bool = True, max_steps: int | None = None,
+                  on_epoch_end: Callable[[dict], None] | None = None) -> NetworkResult:
+    """Train network `key` on `data` with `config`; checkpoints and history go under `output`."""
+    started, device = time.perf_counter(), resolve_device(config.device)
+    run = TrainingRun(key, data, config, Path(output), device, cache_identity)
+    if resume:
+        run.restore(checkpoints.checkpoint_path(output, key, "latest"))
+    model, optimizer, stopper, metric_name = run.model, run.optimizer, run.stopper, METRIC[key][0]
+    steps = samples = 0
+    first_batch_at, train_seconds = None, 0.0
+    for epoch in range(run.epoch + 1, config.epochs + 1):
+        if stopper.should_stop or (max_steps is not None and steps >= max_steps):
+            break
+        epoch_started = time.perf_counter()
+        model.train()
+        loss_sum, batches, metric = torch.zeros((), device=device), 0, MetricSum(key)
+        bar = progress_bar(model.name, epoch, config.epochs, data.counts["train"], progress)
+        for x, y, mask in data.batches(TRAIN, device, config.batch_size, run.shuffle):
+            loss, out = batch_loss(key, model, x, y, mask)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            metric.add(out.detach(), y, mask)
+            batches, steps, samples = batches + 1, steps + 1, samples + len(x)
+            first_batch_at = first_batch_at or time.time()
+            if batches % CHECK_EVERY == 0:
+                run.check_finite(loss_sum.item(), epoch, batches)
+                bar.set_postfix(loss=f"{loss_sum.item() / batches:.4g}", refresh=False)
+            bar.update(len(x))
+            if max_steps is not None and steps >= max_steps:
+                break
+        bar.close()
+        train_loss = loss_sum.item() / max(batches, 1)
+        train_seconds += time.perf_counter() - epoch_started
+        run.check_finite(train_loss, epoch, batches)
+        val_loss, val_metric = validate(key, model, data, device)
+        run.check_finite(val_loss, epoch, batches, "validation")
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "train_metric": metric.value(),
+               "val_metric": val_metric, "lr": optimizer.param_groups[0]["lr"],
+               "seconds": time.perf_counter() - epoch_started}
+        run.history.append(row)
+        run.step_scheduler(val_loss)
+        improved = stopper.update(val_loss, epoch, model)
+        run.epoch = epoch
+        run.save("latest")
+        if improved:
+            run.save("best")
+        if write_history:
+            run.write_history()
+        if progress:
+            bar.write(f"{model.name} epoch {epoch}/{config.epochs}: train {train_loss:.4g}, validation {val_loss:.4g}, "
+                      f"{metric_name} {val_metric:.4g}" + (" (best)" if improved else ""))
+        if on_epoch_end is not None:
+            on_epoch_end(dict(row, improved=improved))
+    stopper.restore(model)
+    best = next((r for r in run.history if r["epoch"] == stopper.best_epoch), run.history[-1] if run.history else {})
+    return NetworkResult(
+        key=key, name=model.name, best_epoch=stopper.best_epoch, best_val_loss=best.get("val_loss", math.nan),
+        best_val_metric=best.get("val_metric", math.nan), metric=metric_name, baseline=run.baseline,
+        epochs_run=len(run.history) - run.resumed_epochs, seconds=time.perf_counter() - started,
+        stopped_early=stopper.should_stop, history=list(run.history), steps=steps, samples=samples,
+        train_seconds=train_seconds, first_batch_at=first_batch_at, model=model)
+
+
+class TrainingRun:
+    """The state `train_network` carries from epoch to epoch, and how it is saved and restored."""
+
+    def __init__(self, key: str, data: NetworkData, config: NetworkConfig, output: Path, device: torch.device,
+                 cache_identity: str):
+        self.key, self.data, self.config, self.output, self.cache_identity = key, data, config, output, cache_identity
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.model = build(key)
+        self.model.set_input_normalisation(data.input_mean, data.input_std)
+        self.model.to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
+                                          weight_decay=config.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, config)
+        self.stopper = EarlyStopping(config.early_stopping_patience, config.early_stopping_min_delta,
+                                     config.early_stopping_mode, config.restore_best_weights)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict] = []
+        self.epoch = self.resumed_epochs = 0
+        self.baseline = baseline(key, data, device)
+
+    def restore(self, path: Path) -> None:
+        """Continue from a latest checkpoint: weights, optimizer, scheduler, counters, RNG states."""
+        state = checkpoints.load_checkpoint(path)
+        if state["network"] != self.key:
+            raise KellyError(f"{path}: a checkpoint of {state['network_name']}, not of {self.model.name}")
+        checkpoints.check_feature_version(state, path)
+        if self.cache_identity and state.get("cache_identity") not in (None, "", self.cache_identity):
+            raise KellyError(f"{path}: trained on another cache ({state['cache_identity']}, now "
+                             f"{self.cache_identity}); resume needs the same cache, or train again without --resume")
+        checkpoints.load_weights(self.model, state["model_state"], path)
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        if self.scheduler is not None and state.get("scheduler_state"):
+            self.scheduler.load_state_dict(state["scheduler_state"])
+        best_path = checkpoints.checkpoint_path(self.output, self.key, "best")
+        best_weights = None
+        if self.stopper.restore_best_weights and state["early_stopping"]["best_epoch"]:
+            best_weights = checkpoints.load_checkpoint(best_path)["model_state"]
+        self.stopper.load_state_dict(state["early_stopping"], best_weights)
+        checkpoints.restore_rng_state(state["rng_state"], self.shuffle)
+        self.history = list(state["history"])
+        self.epoch = self.resumed_epochs = int(state["epoch"])
+
+    def step_scheduler(self, val_loss: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+        elif self.scheduler is not None:
+            self.scheduler.step()
+
+    def checkpoint(self) -> dict:
+        best = self.stopper.best
+        return {
+            "format": checkpoints.FORMAT, "network": self.key, "network_name": self.model.name,
+            "model_state": checkpoints.cpu_state(self.model.state_dict()),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": self.epoch, "history": list(self.history),
+            "rng_state": checkpoints.rng_state(self.shuffle),
+            "early_stopping": self.stopper.state_dict(),
+            "feature_version": FEATURE_VERSION, "cache_identity": self.cache_identity,
+            "config": asdict(self.config), "best_val_loss": best,
+            "metrics": {"loss": LOSS[self.key], "metric": METRIC[self.key][0], "last": self.history[-1],
+                        "best_epoch": self.stopper.best_epoch, "baseline": self.baseline,
+                        "data": dict(self.data.counts)},
+        }
+
+    def save(self, kind: str) -> Path:
+        return checkpoints.save_checkpoint(checkpoints.checkpoint_path(self.output, self.key, kind), self.checkpoint())
+
+    def write_history(self) -> None:
+        from train.history import write_history
+
+        write_history(self.output, self.key, self.history, network_name=self.model.name, loss=LOSS[self.key],
+                      metric=METRIC[self.key][0], baseline=self.baseline)
+
+    def check_finite(self, value: float, epoch: int, batches: int, what: str = "training") -> None:
+        if math.isfinite(value):
+            return
+        latest = checkpoints.checkpoint_path(self.output, self.key, "latest")
+        kept = (f"the last good checkpoint is {latest} (epoch {self.epoch})" if self.epoch
+                else "no checkpoint was written")
+        raise TrainingDiverged(f"{self.model.name}: the {what} loss became {value} in epoch {epoch} "
+                               f"(after {batches} batches); training of this network stopped; {kept}. "
+                               f"Try a lower learning rate or check the cache for extreme values.")
+
+
+def validate(key: str, model: KellyNetwork, data: NetworkData, device) -> tuple[float, float]:
+    """(mean loss per real step, metric) over the validation split."""
+    model.eval()
+    total = weight = 0.0
+    metric = MetricSum(key)
+    batch = max(1, VALIDATION_ROWS // (data.sequence_length or 1))
+    with torch.no_grad():
+        for x, y, mask in data.batches(VALIDATION, device, batch):
+            loss, out = batch_loss(key, model, x, y, mask)
+            n = mask.sum().item() if mask is not None else len(x)
+            total, weight = total + loss.item() * n, weight + n
+            metric.add(out, y, mask)
+    return total / weight, metric.value()
+
+
+def baseline(key: str, data: NetworkData, device) -> dict:
+    """Loss and metric on validation of the constant prediction: the training mean (harmony: the prior)."""
+    prediction = torch.as_tensor(data.target_mean, device=device)
+    total = weight = 0.0
+    values = []
+    for x, y, mask in data.batches(VALIDATION, device, max(1, VALIDATION_ROWS // (data.sequence_length or 1))):
+        n = mask.sum().item() if mask is not None else len(x)
+        total, weight = total + constant_loss(key, prediction, y, mask).item() * n, weight + n
+        values.append((y, mask))
+    ys = torch.cat([y for y, _ in values])
+    masks = None if values[0][1] is None else torch.cat([m for _, m in values])
+    return {"loss": total / weight, "metric": constant_metric(key, prediction, ys, masks)}
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: NetworkConfig):
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "plateau":
+        patience = max(1, config.early_stopping_patience // 2)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience)
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" picks cuda, then mps, then cpu; a named device that is not there is a KellyError."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise KellyError(f"--device {name}: not available on this machine (use cpu or auto)")
+    return torch.device(name)
+
+
+def progress_bar(name: str, epoch: int, epochs: int, total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{name} {epoch}/{epochs}", unit="sample", leave=False, disable=not enabled,
+                dynamic_ncols=True)
