@@ -1,0 +1,441 @@
+"""The cache's manifest: which items are done (in which shard), which failed and why, and file hashes.
+
+One SQLite file, ``<cache>/manifest.sqlite`` (stdlib sqlite3), written by the preprocess job only:
+
+- ``items``: one row per (source, item_id) with the content hash of its file, the feature version
+  and the label digest it was computed with, its status ("done" or "failed"), its split and labels,
+  and for done items the shard and the item's index in it; for failures the stage, the reason kind
+  ("error", "crash", "timeout") and the message.
+- ``item_samples``: rows per network for each done item.
+- ``shards``: every shard file the manifest vouches for. A shard on disk that is not here was renamed
+  into place by a run killed before its commit; `clean_cache` deletes it.
+- ``stat_cache``: (path, size, mtime_ns) -> content hash, so an unchanged rerun does not re-read files.
+
+A done item is *served* (its rows are training data) while its row's feature version is the code's
+`spec.FEATURE_VERSION`. Recomputing an item replaces its row, so its old rows stop being served at
+the same commit that makes the new ones visible. Each shard is committed in one transaction.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from preprocess.errors import KellyError
+from preprocess.features import spec
+
+MANIFEST_NAME = "manifest.sqlite"
+SCHEMA_VERSION = "1"
+SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
+LABEL_SOURCE_CODES = {"annotated": 0, "proxy": 1}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    source TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    feature_version TEXT NOT NULL,
+    label_digest TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    split TEXT NOT NULL,
+    label_source TEXT NOT NULL,
+    valence REAL,
+    arousal REAL,
+    source_path TEXT NOT NULL,
+    shard TEXT,
+    shard_item INTEGER,
+    stage TEXT,
+    reason TEXT,
+    error TEXT,
+    updated REAL NOT NULL,
+    PRIMARY KEY (source, item_id)
+);
+CREATE INDEX IF NOT EXISTS items_by_shard ON items (shard);
+CREATE TABLE IF NOT EXISTS item_samples (
+    source TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    PRIMARY KEY (source, item_id, network)
+);
+CREATE TABLE IF NOT EXISTS shards (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    items INTEGER NOT NULL,
+    rows TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    feature_version TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stat_cache (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT NOT NULL
+);
+"""
+
+
+def current_feature_version() -> str:
+    """The feature version of the running code (read at call time, so tests can patch it)."""
+    return spec.FEATURE_VERSION
+
+
+def file_hash(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Content hash of a file: BLAKE2b-128 of its bytes, 32 hex characters."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of label metadata (arrays as lists, NaN as None), for hashing."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def label_digest(item, metadata: dict[str, Any] | None = None) -> str:
+    """Digest of what extraction reads from an Item besides its file: its labels and `metadata`
+    (the metadata extraction reads; default: all of it). Not the split.
+
+    A changed annotation (a corrected label, a new dynamic curve) changes this, and the item is
+    recomputed even though its audio or MIDI file did not change.
+    """
+    payload = {
+        "label_source": item.label_source,
+        "valence": _plain(item.valence),
+        "arousal": _plain(item.arousal),
+        "metadata": _plain(item.metadata if metadata is None else metadata),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One row of the manifest's items table."""
+
+    source: str
+    item_id: str
+    content_hash: str
+    feature_version: str
+    label_digest: str
+    status: str
+    split: str
+    label_source: str
+    valence: float | None
+    arousal: float | None
+    source_path: str
+    shard: str | None
+    shard_item: int | None
+    stage: str | None
+    reason: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One row of the shards table: a committed shard file, relative to the cache directory."""
+
+    name: str
+    source: str
+    items: int
+    rows: dict[str, int]
+    bytes: int
+    feature_version: str
+
+
+@dataclass(frozen=True)
+class DoneEntry:
+    """What the writer commits for one item of a shard."""
+
+    source: str
+    item_id: str
+    content_hash: str
+    label_digest: str
+    split: str
+    label_source: str
+    valence: float | None
+    arousal: float | None
+    source_path: str
+    shard_item: int
+    rows: dict[str, int]
+
+
+@dataclass(frozen=True)
+class FailureEntry:
+    """What the job records for an item that produced no samples."""
+
+    source: str
+    item_id: str
+    content_hash: str
+    label_digest: str
+    split: str
+    label_source: str
+    source_path: str
+    stage: str
+    reason: str          # "error" | "crash" | "timeout"
+    error: str
+
+
+_ITEM_COLUMNS = (
+    "source, item_id, content_hash, feature_version, label_digest, status, split, label_source, "
+    "valence, arousal, source_path, shard, shard_item, stage, reason, error"
+)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class Manifest:
+    """The manifest of one cache directory. Open it with ``Manifest.open(cache_dir)``."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, readonly: bool):
+        self._db = connection
+        self.path = path
+        self.readonly = readonly
+
+    # --- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, cache_dir: str | Path, *, create: bool = False) -> "Manifest":
+        """Open ``<cache_dir>/manifest.sqlite``; `create` makes the directory and file when absent.
+
+        Without `create` the manifest is opened read-only and a missing one is a KellyError.
+        """
+        cache_dir = Path(cache_dir)
+        path = cache_dir / MANIFEST_NAME
+        if create:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            stored = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if stored is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif stored[0] != SCHEMA_VERSION:
+                raise KellyError(f"{path}: manifest schema {stored[0]}, this code reads schema {SCHEMA_VERSION}; "
+                                 f"delete {cache_dir} and run `kelly preprocess` again")
+            return cls(db, path, readonly=False)
+        if not path.is_file():
+            raise KellyError(f"{cache_dir}: no feature cache here (no {MANIFEST_NAME}); run `kelly preprocess all` first")
+        # Read-write where allowed, though only read: after a writer was killed mid-transaction the
+        # first reader must roll its journal back, which a read-only connection cannot do.
+        uri = path.resolve().as_uri()
+        try:
+            try:
+                db = sqlite3.connect(uri + "?mode=rw", uri=True, timeout=60, isolation_level=None)
+                db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            except sqlite3.OperationalError:
+                db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, isolation_level=None)
+                db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise KellyError(f"{path}: not a readable manifest ({exc})") from exc
+        return cls(db, path, readonly=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Manifest":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------------
+    def _records(self, where: str = "", params: Sequence[Any] = ()) -> list[ItemRecord]:
+        rows = self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items {where}", params).fetchall()
+        return [ItemRecord(*row) for row in rows]
+
+    def records(self, source: str) -> dict[str, ItemRecord]:
+        """Every item row of a source, by item_id."""
+        return {r.item_id: r for r in self._records("WHERE source = ?", (source,))}
+
+    def served(self, sources: Iterable[str] | None = None, feature_version: str | None = None) -> list[ItemRecord]:
+        """Done items of the given feature version (default: the code's), ordered by source, shard, index."""
+        version = feature_version or current_feature_version()
+        where, params = "WHERE status = 'done' AND feature_version = ?", [version]
+        if sources is not None:
+            sources = list(sources)
+            where += f" AND source IN ({','.join('?' * len(sources))})"
+            params += sources
+        return self._records(where + " ORDER BY source, shard, shard_item", params)
+
+    def served_rows(self, network: str, sources: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+        """Rows of `network` per served (source, item_id)."""
+        params: list[Any] = [network, current_feature_version()]
+        where = ""
+        if sources is not None:
+            sources = list(sources)
+            where = f" AND i.source IN ({','.join('?' * len(sources))})"
+            params += sources
+        rows = self._db.execute(
+            "SELECT i.source, i.item_id, s.rows FROM items i JOIN item_samples s "
+            "ON s.source = i.source AND s.item_id = i.item_id AND s.network = ? "
+            "WHERE i.status = 'done' AND i.feature_version = ?" + where, params).fetchall()
+        return {(source, item_id): n for source, item_id, n in rows}
+
+    def failures(self, source: str | None = None) -> list[ItemRecord]:
+        """Failed items of the code's feature version, oldest first within each source."""
+        where, params = "WHERE status = 'failed' AND feature_version = ?", [current_feature_version()]
+        if source is not None:
+            where += " AND source = ?"
+            params.append(source)
+        return self._records(where + " ORDER BY source, updated, item_id", params)
+
+    def feature_versions(self) -> dict[str, int]:
+        """Item rows per feature version found in the manifest."""
+        rows = self._db.execute("SELECT feature_version, COUNT(*) FROM items GROUP BY feature_version").fetchall()
+        return dict(rows)
+
+    def samples_by_split(self) -> dict[str, dict[str, int]]:
+        """Served rows per network and split: {network: {split: rows}}."""
+        rows = self._db.execute(
+            "SELECT s.network, i.split, SUM(s.rows) FROM items i JOIN item_samples s "
+            "ON s.source = i.source AND s.item_id = i.item_id "
+            "WHERE i.status = 'done' AND i.feature_version = ? GROUP BY s.network, i.split",
+            (current_feature_version(),)).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for network, split, n in rows:
+            out.setdefault(network, {})[split] = int(n)
+        return out
+
+    def shards(self, source: str | None = None) -> dict[str, ShardRecord]:
+        """Committed shards (name relative to the cache directory, e.g. "deam/shard-0003.h5")."""
+        where, params = ("WHERE source = ?", (source,)) if source else ("", ())
+        rows = self._db.execute(
+            f"SELECT name, source, items, rows, bytes, feature_version FROM shards {where} ORDER BY name", params
+        ).fetchall()
+        return {r[0]: ShardRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
+
+    def referenced_shards(self) -> set[str]:
+        """Shards some item row still points to."""
+        return {r[0] for r in self._db.execute("SELECT DISTINCT shard FROM items WHERE shard IS NOT NULL")}
+
+    def stat_cache(self) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, content hash)."""
+        return {p: (s, m, h) for p, s, m, h in self._db.execute("SELECT path, size, mtime_ns, content_hash FROM stat_cache")}
+
+    # --- writing (one transaction each) ----------------------------------------------------------
+    def _transaction(self):
+        if self.readonly:
+            raise RuntimeError(f"{self.path} is open read-only")
+        return _Transaction(self._db)
+
+    def commit_shard(self, name: str, source: str, entries: Sequence[DoneEntry], nbytes: int) -> None:
+        """Record a shard already renamed into place and every item in it, atomically."""
+        version = current_feature_version()
+        rows: dict[str, int] = {}
+        for entry in entries:
+            for network, n in entry.rows.items():
+                rows[network] = rows.get(network, 0) + int(n)
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO shards (name, source, items, rows, bytes, feature_version, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, source, len(entries), json.dumps(rows, sort_keys=True), int(nbytes), version, now))
+            db.executemany(
+                f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated) "
+                "VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)",
+                [(e.source, e.item_id, e.content_hash, version, e.label_digest, e.split, e.label_source,
+                  _finite_or_none(e.valence), _finite_or_none(e.arousal), e.source_path, name, e.shard_item, now)
+                 for e in entries])
+            db.executemany("DELETE FROM item_samples WHERE source = ? AND item_id = ?",
+                           [(e.source, e.item_id) for e in entries])
+            db.executemany(
+                "INSERT INTO item_samples (source, item_id, network, rows) VALUES (?, ?, ?, ?)",
+                [(e.source, e.item_id, network, int(n)) for e in entries for network, n in e.rows.items()])
+
+    def record_failures(self, failures: Sequence[FailureEntry]) -> None:
+        """Record failed items (replacing whatever the manifest held for them)."""
+        if not failures:
+            return
+        version, now = current_feature_version(), time.time()
+        with self._transaction() as db:
+            db.executemany(
+                f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated) "
+                "VALUES (?, ?, ?, ?, ?, 'failed', ?, ?, NULL, NULL, ?, NULL, NULL, ?, ?, ?, ?)",
+                [(f.source, f.item_id, f.content_hash, version, f.label_digest, f.split, f.label_source,
+                  f.source_path, f.stage, f.reason, f.error, now) for f in failures])
+            db.executemany("DELETE FROM item_samples WHERE source = ? AND item_id = ?",
+                           [(f.source, f.item_id) for f in failures])
+
+    def update_splits(self, source: str, splits: dict[str, str]) -> None:
+        """Move items to another split (a new seed or split fraction): no recomputation needed."""
+        if not splits:
+            return
+        with self._transaction() as db:
+            db.executemany("UPDATE items SET split = ? WHERE source = ? AND item_id = ?",
+                           [(split, source, item_id) for item_id, split in splits.items()])
+
+    def forget_items(self, source: str, item_ids: Iterable[str]) -> None:
+        """Drop items (their files left the dataset); their rows stop being served."""
+        keys = [(source, item_id) for item_id in item_ids]
+        if not keys:
+            return
+        with self._transaction() as db:
+            db.executemany("DELETE FROM items WHERE source = ? AND item_id = ?", keys)
+            db.executemany("DELETE FROM item_samples WHERE source = ? AND item_id = ?", keys)
+
+    def forget_shards(self, names: Iterable[str]) -> None:
+        """Drop shard rows and any item rows still pointing at them (to be recomputed)."""
+        names = list(names)
+        if not names:
+            return
+        with self._transaction() as db:
+            for name in names:
+                doomed = db.execute("SELECT source, item_id FROM items WHERE shard = ?", (name,)).fetchall()
+                db.executemany("DELETE FROM item_samples WHERE source = ? AND item_id = ?", doomed)
+                db.execute("DELETE FROM items WHERE shard = ?", (name,))
+                db.execute("DELETE FROM shards WHERE name = ?", (name,))
+
+    def remember_hashes(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        """Store (path, size, mtime_ns, content hash) rows in the stat cache."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, content_hash) VALUES (?, ?, ?, ?)", rows)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

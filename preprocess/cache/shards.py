@@ -1,0 +1,236 @@
+"""What one item contributes to the cache (`ItemResult`), and the HDF5 shard that stores many of them.
+
+A shard is ``<cache>/<source>/shard-XXXX.h5``, written whole under ``shard-XXXX.h5.tmp`` and renamed
+into place with ``os.replace``; a reader never sees a half-written file. Layout:
+
+    attrs: format, source, feature_version, created
+    items/item_id, items/content_hash, items/source_path, items/split, items/label_source   str [I]
+    items/valence, items/arousal                          float32 [I]
+    items/attributes                                      str [I] (JSON: proxy-label attributes)
+    items/clip                                            float32 [I, 128] (deam: clip summary)
+    <network>/inputs    float32 [N, Din]
+    <network>/targets   float32 [N, Dout]   (harmony: int64 [N], the chord class)
+    <network>/item      int32 [N]            row -> index into items/*
+    <network>/window    int32 [N]            the window (or step) the row came from within its item
+
+Rows are ordered by item, then window. Datasets are contiguous and uncompressed: these arrays are
+small, and a whole contiguous read is ~10x faster than a chunked one (DESIGN.md, "Measured here").
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from preprocess.features import spec
+
+SHARD_FORMAT = "kelly-shard-1"
+SHARD_PATTERN = re.compile(r"^shard-(\d{4,})\.h5$")
+TMP_SUFFIX = ".tmp"
+
+
+@dataclass
+class ItemResult:
+    """Everything one item adds to the cache.
+
+    samples: {network: {"inputs": float32 [n, Din], "targets": float32 [n, Dout] (harmony: int64 [n]),
+    "window": int32 [n]}} with sizes from `spec.NETWORKS`. valence/arousal: the item's labels in
+    [-1, 1] (annotated, or derived when label_source is "proxy"). attributes: the musical attributes
+    proxy labels were derived from. clip: DEAM's clip summary, float32 [128] (None elsewhere).
+    """
+
+    source: str
+    item_id: str
+    split: str
+    content_hash: str
+    label_source: str
+    valence: float
+    arousal: float
+    source_path: str
+    samples: dict[str, dict[str, np.ndarray]]
+    clip: np.ndarray | None = None
+    attributes: dict[str, float] = field(default_factory=dict)
+    label_digest: str = ""
+
+    def rows(self) -> dict[str, int]:
+        """Rows per network."""
+        return {network: int(arrays["window"].shape[0]) for network, arrays in self.samples.items()}
+
+    def nbytes(self) -> int:
+        """Bytes of sample arrays (what a shard buffer holds for this item)."""
+        return sum(a.nbytes for arrays in self.samples.values() for a in arrays.values())
+
+
+class InvalidResult(ValueError):
+    """An ItemResult whose arrays do not match the network table (a bug in a feature function)."""
+
+    stage = "validate"
+
+
+def validate_result(result: ItemResult) -> ItemResult:
+    """Check shapes, dtypes and finiteness against `spec.NETWORKS`; sort rows by window.
+
+    Returns the result with arrays in canonical dtypes; raises InvalidResult naming the network and fault.
+    """
+    if result.source not in spec.SOURCES:
+        raise InvalidResult(f"unknown source {result.source!r}")
+    for label in ("valence", "arousal"):
+        value = getattr(result, label)
+        if value is None or not np.isfinite(value) or not -1.0 <= float(value) <= 1.0:
+            raise InvalidResult(f"{label} = {value!r} is not a number in [-1, 1]")
+    if result.clip is not None:
+        clip = np.asarray(result.clip, dtype=np.float32)
+        if clip.shape != (spec.AUDIO_FEATURES,) or not np.all(np.isfinite(clip)):
+            raise InvalidResult(f"clip summary has shape {clip.shape} or non-finite values; expected finite [{spec.AUDIO_FEATURES}]")
+        result.clip = clip
+    checked: dict[str, dict[str, np.ndarray]] = {}
+    for network, arrays in result.samples.items():
+        if network not in spec.NETWORKS:
+            raise InvalidResult(f"unknown network {network!r}")
+        n_in, n_out, sources = spec.NETWORKS[network]
+        if result.source not in sources:
+            raise InvalidResult(f"{network} samples from source {result.source!r} (expected one of {sources})")
+        missing = {"inputs", "targets", "window"} - set(arrays)
+        if missing:
+            raise InvalidResult(f"{network}: missing {sorted(missing)}")
+        inputs = np.asarray(arrays["inputs"], dtype=np.float32)
+        window = np.asarray(arrays["window"])
+        n = window.shape[0] if window.ndim == 1 else -1
+        if window.ndim != 1 or not np.issubdtype(window.dtype, np.integer) or (n and window.min() < 0):
+            raise InvalidResult(f"{network}: window must be non-negative integers [n], got {window.dtype} {window.shape}")
+        if inputs.shape != (n, n_in):
+            raise InvalidResult(f"{network}: inputs shape {inputs.shape}, expected ({n}, {n_in})")
+        if network == "harmony":
+            targets = np.asarray(arrays["targets"])
+            if targets.shape != (n,) or not np.issubdtype(targets.dtype, np.integer):
+                raise InvalidResult(f"harmony: targets must be integer classes [{n}], got {targets.dtype} {targets.shape}")
+            targets = targets.astype(np.int64)
+            if n and (targets.min() < 0 or targets.max() >= n_out):
+                raise InvalidResult(f"harmony: chord class outside [0, {n_out})")
+        else:
+            targets = np.asarray(arrays["targets"], dtype=np.float32)
+            if targets.shape != (n, n_out):
+                raise InvalidResult(f"{network}: targets shape {targets.shape}, expected ({n}, {n_out})")
+            if not np.all(np.isfinite(targets)):
+                raise InvalidResult(f"{network}: non-finite targets")
+        if not np.all(np.isfinite(inputs)):
+            raise InvalidResult(f"{network}: non-finite inputs")
+        order = np.argsort(window, kind="stable")
+        checked[network] = {
+            "inputs": np.ascontiguousarray(inputs[order]),
+            "targets": np.ascontiguousarray(targets[order]),
+            "window": window[order].astype(np.int32),
+        }
+    result.samples = checked
+    return result
+
+
+def shard_name(source: str, number: int) -> str:
+    """Shard path relative to the cache directory: "deam/shard-0007.h5"."""
+    return f"{source}/shard-{number:04d}.h5"
+
+
+def shard_number(name: str) -> int | None:
+    """The number in a shard file name, or None if the name is not a shard's."""
+    match = SHARD_PATTERN.match(Path(name).name)
+    return int(match.group(1)) if match else None
+
+
+def shard_files(cache_dir: str | Path) -> list[str]:
+    """Shard files on disk (committed or not), relative to the cache directory."""
+    cache_dir = Path(cache_dir)
+    out = []
+    for source in spec.SOURCES:
+        folder = cache_dir / source
+        if folder.is_dir():
+            out += [f"{source}/{p.name}" for p in sorted(folder.iterdir()) if SHARD_PATTERN.match(p.name)]
+    return out
+
+
+def temporary_files(cache_dir: str | Path) -> list[Path]:
+    """Leftover ``*.tmp`` files of interrupted writes, in the cache root or a source folder."""
+    cache_dir = Path(cache_dir)
+    found = list(cache_dir.glob(f"*{TMP_SUFFIX}"))
+    for source in spec.SOURCES:
+        found += list((cache_dir / source).glob(f"*{TMP_SUFFIX}"))
+    return sorted(found)
+
+
+def _strings(values: Sequence[str]):
+    import h5py
+
+    return np.array(list(values), dtype=h5py.string_dtype("utf-8"))
+
+
+def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult], feature_version: str) -> int:
+    """Write `results` (all of one source) as the shard `name`; return its size in bytes.
+
+    The file is written under ``<name>.tmp``, flushed to disk, then renamed into place.
+    """
+    import h5py
+
+    if not results:
+        raise ValueError("a shard needs at least one item")
+    source = results[0].source
+    if any(r.source != source for r in results):
+        raise ValueError(f"shard {name}: items from several sources")
+    final = Path(cache_dir) / name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    networks = [n for n, (_, _, sources) in spec.NETWORKS.items() if source in sources]
+    with h5py.File(tmp, "w", libver="latest") as h5:
+        h5.attrs["format"] = SHARD_FORMAT
+        h5.attrs["source"] = source
+        h5.attrs["feature_version"] = feature_version
+        h5.attrs["created"] = time.time()
+        items = h5.create_group("items")
+        items["item_id"] = _strings([r.item_id for r in results])
+        items["content_hash"] = _strings([r.content_hash for r in results])
+        items["source_path"] = _strings([r.source_path for r in results])
+        items["split"] = _strings([r.split for r in results])
+        items["label_source"] = _strings([r.label_source for r in results])
+        items["valence"] = np.array([r.valence for r in results], dtype=np.float32)
+        items["arousal"] = np.array([r.arousal for r in results], dtype=np.float32)
+        items["attributes"] = _strings([json.dumps(r.attributes, sort_keys=True) for r in results])
+        if any(r.clip is not None for r in results):
+            clip = np.full((len(results), spec.AUDIO_FEATURES), np.nan, dtype=np.float32)
+            for i, r in enumerate(results):
+                if r.clip is not None:
+                    clip[i] = r.clip
+            items["clip"] = clip
+        for network in networks:
+            n_in, n_out, _ = spec.NETWORKS[network]
+            parts = [(i, r.samples[network]) for i, r in enumerate(results) if network in r.samples]
+            group = h5.create_group(network)
+            if parts:
+                group["inputs"] = np.concatenate([p["inputs"] for _, p in parts]).astype(np.float32, copy=False)
+                group["targets"] = np.concatenate([p["targets"] for _, p in parts])
+                group["item"] = np.concatenate([np.full(len(p["window"]), i, dtype=np.int32) for i, p in parts])
+                group["window"] = np.concatenate([p["window"] for _, p in parts]).astype(np.int32, copy=False)
+            else:
+                group["inputs"] = np.zeros((0, n_in), dtype=np.float32)
+                group["targets"] = np.zeros((0,), dtype=np.int64) if network == "harmony" else np.zeros((0, n_out), np.float32)
+                group["item"] = np.zeros((0,), dtype=np.int32)
+                group["window"] = np.zeros((0,), dtype=np.int32)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    return final.stat().st_size
+
+
+def remove_uncommitted(cache_dir: str | Path, committed: set[str]) -> dict[str, int]:
+    """Delete leftover ``.tmp`` files and shard files not in `committed` (names relative to the cache)."""
+    cache_dir = Path(cache_dir)
+    leftovers = temporary_files(cache_dir)
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    orphans = [name for name in shard_files(cache_dir) if name not in committed]
+    for name in orphans:
+        (cache_dir / name).unlink(missing_ok=True)
+    return {"tmp_files_removed": len(leftovers), "orphan_shards_removed": len(orphans)}

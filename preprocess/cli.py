@@ -1,0 +1,107 @@
+"""`kelly sample-data` and `kelly preprocess`: the command line of the preprocess stage."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SOURCE_CHOICES = ("all", "deam", "lakh", "maestro", "groove", "harmony")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def add_parsers(subparsers) -> None:
+    """Register `sample-data` and `preprocess` on the `kelly` command."""
+    s = subparsers.add_parser(
+        "sample-data", help="write small sample datasets in every supported layout",
+        description="Write small sample datasets (real musical content, synthesised) to DIR, laid out as the "
+                    "real datasets are distributed, so the whole pipeline can run without downloads.")
+    s.add_argument("dir", type=Path, metavar="DIR", help="where to write the datasets (e.g. ./datasets)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    s.add_argument("--legacy", action="store_true", help="use the older guides' simpler layouts")
+    s.add_argument("--small", action="store_true", help="a few items per source (seconds instead of tens of seconds)")
+    s.set_defaults(func=sample_data_command)
+
+    from preprocess.job import DEFAULT_FILE_TIMEOUT, DEFAULT_SHARD_ITEMS, DEFAULT_SHARD_MEGABYTES
+
+    p = subparsers.add_parser(
+        "preprocess", help="turn the datasets into the HDF5 feature cache",
+        description="Read the datasets, compute every network's inputs and targets in parallel worker processes "
+                    "and write them to the feature cache. Reruns skip files already done (same content, same "
+                    "feature version); a file that crashes or hangs a worker is recorded as failed and the run "
+                    "goes on.")
+    p.add_argument("source", choices=SOURCE_CHOICES, help="one source, or all sources found")
+    p.add_argument("--datasets-dir", type=Path, default=Path("datasets"), help="where the datasets are (default: ./datasets)")
+    p.add_argument("--cache-dir", type=Path, default=Path("cache"), help="where the cache goes (default: ./cache)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: every core)")
+    p.add_argument("--limit", type=_non_negative_int, default=None, help="only the first N items of each source")
+    p.add_argument("--force", action="store_true", help="recompute every item, even those already done")
+    p.add_argument("--retry-failed", action="store_true", help="recompute items that failed in an earlier run")
+    p.add_argument("--file-timeout", type=_seconds, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds one file may take before it is recorded as a timeout (default: {DEFAULT_FILE_TIMEOUT:g})")
+    p.add_argument("--layout", default=None, help="force a dataset layout (one source only, e.g. lmd_matched)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split for datasets without an official one (default: 0)")
+    p.add_argument("--validation-split", type=_fraction, default=0.2, help="validation fraction where there is no official split (default: 0.2)")
+    p.add_argument("--test-split", type=_fraction, default=0.0, help="test fraction where there is no official split (default: 0)")
+    p.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                   help="loky: processes on this machine; dask: a dask.distributed cluster (default: loky)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (--backend dask; default: a local cluster)")
+    p.add_argument("--shard-items", type=_positive_int, default=DEFAULT_SHARD_ITEMS,
+                   help=f"items per shard file (default: {DEFAULT_SHARD_ITEMS})")
+    p.add_argument("--shard-megabytes", type=float, default=DEFAULT_SHARD_MEGABYTES,
+                   help=f"a shard is also written once its arrays reach this size (default: {DEFAULT_SHARD_MEGABYTES:g})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=preprocess_command)
+
+
+def sample_data_command(args) -> int:
+    from preprocess.sample_data import make_sample_data
+
+    summary = make_sample_data(args.dir, seed=args.seed, legacy=args.legacy, small=args.small)
+    print(f"sample data {'found' if summary.get('reused') else 'written'} in {args.dir}:")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def preprocess_command(args) -> int:
+    from preprocess.job import format_summary, run_preprocess
+
+    if args.scheduler and args.backend != "dask":
+        from preprocess.errors import KellyError
+
+        raise KellyError("--scheduler needs --backend dask")
+    summary = run_preprocess(
+        args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
+        limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
+        layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
+        backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
+        shard_megabytes=args.shard_megabytes, progress=not args.quiet)
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,366 @@
+"""An isolated parallel map: one task's crash or hang becomes that task's failure, never the run's end.
+
+    for task, outcome in isolated_map(func, tasks, workers=8, file_timeout=120):
+        if isinstance(outcome, Ok): use(outcome.value)
+        else: record(task, outcome.kind, outcome.message)      # "error" | "crash" | "timeout"
+
+How a task can go wrong, and what happens:
+
+- `func` raises: caught inside the worker and returned as ``Failed("error", "<stage>: <message>")``
+  (the stage is the exception's ``stage`` attribute when it has one, else its type name). The
+  worker lives on; this is the common case (a malformed file) and costs nothing extra.
+- a task runs past `file_timeout` in Python code: an interval timer (SIGALRM) set by the worker
+  around each task stops it there, ``Failed("timeout", "timeout after 120 s")``; the worker lives on.
+- the worker process dies (a C extension segfaults: joblib raises ``TerminatedWorkerError``) or a
+  task is stuck where the timer cannot reach it (inside C code) until the outer deadline,
+  `file_timeout` plus a margin (joblib raises ``TimeoutError`` and kills the workers): the fast
+  path stops. Every task handed out but not returned is a suspect; the suspects run one at a time
+  in a separate child process (``multiprocessing`` "spawn", killed on the same deadline), which
+  names the culprit exactly: ``Failed("crash", "signal 11 (SIGSEGV)")`` or
+  ``Failed("timeout", "timeout after 120 s")``. The innocent suspects' results are yielded as
+  usual, and the fast path resumes with the tasks not yet handed out.
+- with ``workers=1`` there is no joblib pool at all: the tasks run in one such child process, so
+  a segfault still cannot take the calling process down, and the culprit is always known.
+
+The fast path is ``joblib.Parallel(n_jobs=workers, return_as="generator_unordered")`` over a lazy
+generator of tasks: results stream back in completion order and memory stays flat however many
+tasks there are. ``backend="dask"`` runs the same through joblib's dask backend on a
+``distributed`` cluster (`scheduler` is its address; None starts a local cluster of `workers`
+processes); suspects are then isolated on the calling machine, so the task's inputs must be
+readable there too. Two dask caveats: the scheduler retries a task whose worker died on other
+workers (``distributed.scheduler.allowed-failures``, default 3) before giving up, and joblib's
+dask backend (joblib 1.6) does not report that failure to an unordered generator, so a crash on a
+dask worker is noticed when the outer deadline runs out, not at once (with no timeout it would
+wait forever: give one). Dask runs tasks in worker threads, where the per-task timer is not
+available: a hung task keeps its dask worker thread busy until that worker is restarted.
+
+`func` and the tasks must be picklable (module-level functions, plain data), as for any process pool.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+__all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner"]
+
+
+@dataclass(frozen=True)
+class Ok:
+    """A task's return value."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Why a task produced no value.
+
+    kind: "error" (func raised), "crash" (its process died) or "timeout" (it ran past the limit).
+    message: "<stage>: <text>" for errors, "signal 11 (SIGSEGV)" / "exit code 1" for crashes,
+    "timeout after N s" for timeouts. stage: the step that raised (errors only).
+    """
+
+    kind: str
+    message: str
+    stage: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+Outcome = Ok | Failed
+
+
+class _TaskTimeout(BaseException):
+    """Raised in a worker by its own alarm; a BaseException so that `except Exception` in func lets it by."""
+
+
+def _raise_timeout(signum, frame):
+    raise _TaskTimeout()
+
+
+def _can_alarm() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def guarded_call(func: Callable[[Any], Any], task: Any, timeout: float | None = None) -> Outcome:
+    """Run `func(task)` and turn any exception it raises into ``Failed("error", ...)``.
+
+    With a timeout, and where the process allows it (POSIX, main thread), an interval timer stops a
+    task still running after `timeout` seconds at its next Python bytecode: ``Failed("timeout")``
+    without losing the worker. A hang inside C code is left to the caller's deadline.
+    """
+    alarm = bool(timeout) and _can_alarm()
+    if alarm:
+        previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return Ok(func(task))
+    except _TaskTimeout:
+        return Failed("timeout", f"timeout after {timeout:g} s")
+    except Exception as exc:  # a task's own failure is data, not a reason to stop the run
+        stage = getattr(exc, "stage", None) or type(exc).__name__
+        text = str(exc) or type(exc).__name__
+        return Failed("error", f"{stage}: {text}", stage=str(stage))
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _indexed_call(func: Callable[[Any], Any], index: int, task: Any, timeout: float | None) -> tuple[int, Outcome]:
+    return index, guarded_call(func, task, timeout)
+
+
+def _backstop(file_timeout: float | None) -> float | None:
+    """The outer deadline (pool or parent): later than the worker's own alarm, for hangs in C code."""
+    return None if file_timeout is None else file_timeout + max(2.0, 0.1 * file_timeout)
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "process vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+            return f"signal {-exitcode} ({name})"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class _Feed:
+    """The task iterator handed to joblib: numbers the tasks and remembers those not yet returned."""
+
+    def __init__(self, tasks: Iterable[Any]):
+        self._tasks = iter(tasks)
+        self._lock = threading.Lock()
+        self._next_index = 0
+        self.pending: dict[int, Any] = {}
+        self.exhausted = False
+
+    def __iter__(self) -> "_Feed":
+        return self
+
+    def __next__(self) -> tuple[int, Any]:
+        with self._lock:
+            try:
+                task = next(self._tasks)
+            except StopIteration:
+                self.exhausted = True
+                raise
+            index = self._next_index
+            self._next_index += 1
+            self.pending[index] = task
+            return index, task
+
+    def returned(self, index: int) -> Any:
+        with self._lock:
+            return self.pending.pop(index)
+
+    def take_pending(self) -> list[tuple[int, Any]]:
+        with self._lock:
+            suspects = sorted(self.pending.items())
+            self.pending.clear()
+            return suspects
+
+
+_READY = "ready"
+CHILD_START_TIMEOUT = 300.0     # seconds a fresh child may take to start (imports on a loaded machine)
+
+
+def _child_loop(conn, func, timeout) -> None:
+    """Body of an isolated child: run tasks from the pipe one at a time, send back outcomes."""
+    conn.send(_READY)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        index, task = message
+        outcome = guarded_call(func, task, timeout)
+        try:
+            conn.send((index, outcome))
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # the result itself could not be pickled
+            conn.send((index, Failed("error", f"result: {type(exc).__name__}: {exc}", stage="result")))
+
+
+class IsolatedRunner:
+    """One child process that runs tasks one at a time; a crash or a hang is pinned on its task.
+
+    The child is started on first use and again after each crash or timeout.
+    """
+
+    def __init__(self, func: Callable[[Any], Any], file_timeout: float | None, start_method: str = "spawn"):
+        self.func = func
+        self.file_timeout = file_timeout
+        self._context = multiprocessing.get_context(start_method)
+        self._process = None
+        self._conn = None
+
+    def _start(self) -> None:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_child_loop, args=(child_conn, self.func, self.file_timeout),
+                                        daemon=True)
+        process.start()
+        child_conn.close()
+        self._process, self._conn = process, parent_conn
+        # a task's deadline starts once the child is up: interpreter start-up is not the task's time
+        try:
+            ready = parent_conn.poll(CHILD_START_TIMEOUT) and parent_conn.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            exitcode = self._discard(kill=True)
+            raise RuntimeError(f"an isolated worker process did not start ({_describe_exit(exitcode)})")
+
+    def _discard(self, kill: bool) -> int | None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        if kill and process.is_alive():
+            process.kill()
+        process.join(timeout=10)
+        return process.exitcode
+
+    def run(self, index: int, task: Any) -> Outcome:
+        """Run one task in the child and return its outcome."""
+        if self._process is None or not self._process.is_alive():
+            if self._process is not None:
+                self._discard(kill=True)
+            self._start()
+        try:
+            self._conn.send((index, task))
+        except (BrokenPipeError, OSError):
+            exitcode = self._discard(kill=True)
+            return Failed("crash", _describe_exit(exitcode))
+        backstop = _backstop(self.file_timeout)
+        deadline = None if backstop is None else time.monotonic() + backstop
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                ready = self._conn.poll(wait)
+            except (EOFError, OSError):
+                ready = True
+            if not ready:
+                self._discard(kill=True)
+                return Failed("timeout", f"timeout after {self.file_timeout:g} s")
+            try:
+                got_index, outcome = self._conn.recv()
+            except (EOFError, OSError):
+                # the pipe closed: the child died while running this task
+                self._process.join(timeout=10)
+                exitcode = self._discard(kill=True)
+                return Failed("crash", _describe_exit(exitcode))
+            if got_index == index:
+                return outcome
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        if self._process is not None:
+            self._process.join(timeout=5)
+        self._discard(kill=True)
+
+
+def _run_isolated(runner: IsolatedRunner, tasks: Iterable[tuple[int, Any]]) -> Iterator[tuple[Any, Outcome]]:
+    for index, task in tasks:
+        yield task, runner.run(index, task)
+
+
+def _dask_client(scheduler: str | None, workers: int):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # optional dependency
+        raise RuntimeError("backend='dask' needs dask[distributed] (pip install 'kelly-ml[dask]')") from exc
+    if scheduler:
+        return Client(scheduler, set_as_default=False), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster, set_as_default=False), cluster
+
+
+def isolated_map(
+    func: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    *,
+    workers: int,
+    file_timeout: float | None,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    runner: IsolatedRunner | None = None,
+) -> Iterator[tuple[Any, Outcome]]:
+    """Yield ``(task, Ok(func(task)) | Failed(kind, message))`` for every task, in completion order.
+
+    workers: processes computing at once (>= 1). file_timeout: seconds one task may run (None: no
+    limit). backend: "loky" (local processes) or "dask" (a distributed cluster at `scheduler`).
+    runner: an `IsolatedRunner(func, file_timeout)` to reuse across calls (its child process
+    stays up; the caller closes it); by default one is made and closed here.
+    Every task is yielded exactly once, whatever happens to the processes running it.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if backend not in ("loky", "dask"):
+        raise ValueError(f"backend must be 'loky' or 'dask', got {backend!r}")
+    if runner is not None and (runner.func is not func or runner.file_timeout != file_timeout):
+        raise ValueError("runner was made for another function or timeout")
+    feed = _Feed(tasks)
+    own_runner = runner is None
+    runner = runner or IsolatedRunner(func, file_timeout)
+    try:
+        if backend == "loky" and workers == 1:
+            # no pool: every task in the isolated child, one at a time
+            yield from _run_isolated(runner, feed)
+            return
+        client = cluster = None
+        if backend == "dask":
+            client, cluster = _dask_client(scheduler, workers)
+        try:
+            while not feed.exhausted:
+                try:
+                    for index, outcome in _fast_path(func, feed, workers, file_timeout, backend, client):
+                        yield feed.returned(index), outcome
+                    return
+                except Exception as exc:  # the pool broke: a worker died, or a task hung
+                    suspects = feed.take_pending()
+                    if not suspects:
+                        raise RuntimeError(f"the {backend} worker pool failed before running any task: {exc}") from exc
+                    yield from _run_isolated(runner, suspects)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    finally:
+        if own_runner:
+            runner.close()
+
+
+def _fast_path(func, feed: _Feed, workers: int, file_timeout: float | None, backend: str, client) -> Iterator[tuple[int, Outcome]]:
+    import joblib
+
+    calls = (joblib.delayed(_indexed_call)(func, index, task, file_timeout) for index, task in feed)
+    if backend == "dask":
+        # joblib's dask backend submits to the client given here, not to a process-wide default
+        with joblib.parallel_config(backend="dask", client=client):
+            parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered",
+                                       timeout=_backstop(file_timeout))
+            yield from parallel(calls)
+    else:
+        parallel = joblib.Parallel(
+            n_jobs=workers, backend="loky", return_as="generator_unordered", timeout=_backstop(file_timeout)
+        )
+        yield from parallel(calls)
