@@ -138,6 +138,7 @@ class TrainingRun:
         random.seed(config.seed)
         self.model = build(key)
         self.model.set_input_normalisation(data.input_mean, data.input_std)
+        self.model.init_output_prior(data.target_mean)
         self.model.to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
                                           weight_decay=config.weight_decay)

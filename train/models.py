@@ -77,6 +77,31 @@ class KellyNetwork(nn.Module):
                 x = apply_activation(x, act)
         return x.squeeze(1) if single_step else x
 
+    def init_output_prior(self, target_mean, weight_scale: float = 0.1) -> None:
+        """Start from the trivial baseline: the last layer's bias is set so that the network's output
+        is the training mean target (for softmax, the class prior), and its weights are scaled down
+        so the inputs move the output only a little at first. Training then improves on the baseline
+        instead of spending its first epochs finding it.
+        """
+        last = self.layers[-1]
+        mean = torch.as_tensor(target_mean, dtype=last.bias.dtype).reshape(-1)
+        act = self.activations[-1]
+        if act == "sigmoid":
+            mean = mean.clamp(1e-4, 1 - 1e-4)
+            bias = torch.log(mean) - torch.log1p(-mean)
+        elif act == "softmax":
+            bias = torch.log(mean.clamp(min=1e-6))
+            bias = bias - bias.mean()
+        elif act == "tanh":
+            bias = torch.atanh(mean.clamp(-0.999, 0.999))
+        elif act in (None, "relu"):
+            bias = mean
+        else:
+            raise ValueError(f"{self.name}: no prior initialisation for a {act} output")
+        with torch.no_grad():
+            last.bias.copy_(bias)
+            last.weight.mul_(weight_scale)
+
     def set_input_normalisation(self, mean, std) -> None:
         mean = torch.as_tensor(mean, dtype=self.input_mean.dtype)
         std = torch.as_tensor(std, dtype=self.input_std.dtype)

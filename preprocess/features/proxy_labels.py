@@ -7,8 +7,9 @@ source learns to predict, so a network cannot reach its targets through the labe
   valence = mode_valence, arousal = clip((tempo_term + density_term) / 2, -1, 1).
 - maestro (DynamicsEngine targets: velocity statistics, note density, articulation, pedal):
   valence = mode_valence, arousal = clip((tempo_term + register_term) / 2, -1, 1), with the
-  tempo estimated from the periodicity of the onsets (MAESTRO's MIDI files carry a constant
-  120 bpm placeholder tempo). Neither velocity nor note density enters.
+  tempo estimated from the periodicity of the onsets when the file carries only the constant
+  120 bpm placeholder tempo (as MAESTRO's performance MIDI does), else from its tempo map.
+  Neither velocity nor note density enters.
 - groove (GroovePredictor targets: per-bar hit densities, velocities, timing):
   valence = STYLE_VALENCE[primary style] (0 for a style not in the table),
   arousal = tempo_term of the annotated bpm (the file's tempo map when there is none).
@@ -94,6 +95,12 @@ def mean_bpm(notes: NoteArrays) -> float:
     if notes.duration <= 0:
         return float(notes.tempo_bpm[0])
     return float(notes.seconds_to_quarters(np.float64(notes.duration)) / notes.duration * 60.0)
+
+
+def has_placeholder_tempo(notes: NoteArrays) -> bool:
+    """True when the tempo map is one 120-bpm tempo: the MIDI default, which performance
+    recordings (MAESTRO) carry whatever the music's tempo; their tempo is then read from the onsets."""
+    return len(notes.tempo_bpm) <= 1 and (len(notes.tempo_bpm) == 0 or abs(float(notes.tempo_bpm[0]) - 120.0) < 1e-3)
 
 
 def onset_tempo(onset: np.ndarray, *, frame_seconds: float = 0.01, min_bpm: float = 40.0,
@@ -192,7 +199,10 @@ def proxy_labels(notes: NoteArrays, source: str, metadata: dict | None = None) -
     attributes.update(key_info)
     if source == "maestro":
         pitched = ~notes.is_drum
-        bpm, bpm_from = onset_tempo(notes.onset[pitched]), "onsets"
+        if has_placeholder_tempo(notes):
+            bpm, bpm_from = onset_tempo(notes.onset[pitched]), "onsets"
+        else:
+            bpm, bpm_from = mean_bpm(notes), "tempo map"
         if not np.isfinite(bpm):
             bpm, bpm_from = mean_bpm(notes), "tempo map"
         mean_pitch = float(notes.pitch[pitched].mean()) if pitched.any() else 60.0

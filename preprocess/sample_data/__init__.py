@@ -31,8 +31,8 @@ __all__ = ["make_sample_data"]
 
 #: items per source: the default sizes, and small ones for quick checks (same layouts, same faults)
 SIZES = {
-    "full": {"deam": {"n_clips": 28, "n_full_songs": 4}, "maestro": {"n_pieces": 16},
-             "lakh": {"n_songs": 30, "n_matched": 12, "n_clean": 5}, "harmony": {"n": 150},
+    "full": {"deam": {"n_clips": 28, "n_full_songs": 4}, "maestro": {"n_pieces": 100},
+             "lakh": {"n_songs": 100, "n_matched": 12, "n_clean": 5}, "harmony": {"n": 150},
              "legacy": {"n_clips": 10, "n_songs": 12, "n_pieces": 6, "n_takes": 14, "n_progressions": 60}},
     "small": {"deam": {"n_clips": 4, "n_full_songs": 1}, "maestro": {"n_pieces": 5},
               "lakh": {"n_songs": 8, "n_matched": 4, "n_clean": 2}, "harmony": {"n": 60},

@@ -71,6 +71,20 @@ def character_for(valence: float, arousal: float, rng: np.random.Generator, *, j
     )
 
 
+#: tonics the MIDI pieces are written in: major keys on the sharp side of the circle of fifths,
+#: minor keys on the flat side, so that the pitches themselves carry the mode. A network that
+#: predicts absolute pitches from the emotion embedding (the MelodyTransformer) can then learn
+#: more than the register; with a free choice of key, C major and A minor sound the same pitches.
+MAJOR_TONICS = (0, 7, 2, 9, 4)        # C G D A E
+MINOR_TONICS = (0, 5, 7, 10)          # Cm Fm Gm Bbm
+
+
+def key_for(c: Character, rng: np.random.Generator) -> Key:
+    """The key a piece of character `c` is written in (see MAJOR_TONICS / MINOR_TONICS)."""
+    tonics = MAJOR_TONICS if c.mode == "major" else MINOR_TONICS
+    return Key(int(tonics[int(rng.integers(len(tonics)))]), c.mode)
+
+
 def spread_targets(n: int, rng: np.random.Generator, *, extent: float = 0.9) -> list[tuple[float, float]]:
     """n (valence, arousal) targets covering the square [-extent, extent]^2 evenly (Latin hypercube),
     half of them on each side of valence 0 (so major and minor are balanced)."""

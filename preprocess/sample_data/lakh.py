@@ -16,7 +16,7 @@ import numpy as np
 
 from . import music, rhythm
 from .broken import TRUNCATED_MIDI, ZERO_BYTES, WriteReport, truncated, write_broken, write_file
-from .emotion import Character, arousal_of, character_for, spread_targets, valence_of
+from .emotion import Character, arousal_of, character_for, key_for, spread_targets, valence_of
 from .midi_files import MidiTrack, events_to_ticks, midi_bytes
 from .seeding import rng_for
 
@@ -64,7 +64,7 @@ class SongPlan:
 
 def plan_song(index: int, target: tuple[float, float], rng: np.random.Generator) -> SongPlan:
     c = character_for(*target, rng)
-    key = music.Key(int(rng.integers(12)), c.mode)
+    key = key_for(c, rng)
     table = music.MAJOR_PROGRESSIONS if c.mode == "major" else music.MINOR_PROGRESSIONS
     verse, chorus = (table[int(i)] for i in rng.choice(len(table), size=2, replace=False))
     beats_per_bar = 3 if rng.random() < 0.1 else 4

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import music
 from .broken import TRUNCATED_MIDI, WriteReport, truncated, write_broken, write_file
-from .emotion import Character, arousal_of, character_for, spread_targets
+from .emotion import Character, arousal_of, character_for, key_for, spread_targets
 from .midi_files import MidiTrack, midi_bytes, second_ticks
 from .seeding import rng_for
 
@@ -55,7 +55,7 @@ class PiecePlan:
 
 def plan_piece(target: tuple[float, float], rng: np.random.Generator) -> PiecePlan:
     character = character_for(*target, rng)
-    key = music.Key(int(rng.integers(12)), character.mode)
+    key = key_for(character, rng)
     beats_per_bar = 3 if rng.random() < 0.25 else 4
     if beats_per_bar == 3:
         texture = "waltz"
