@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -134,56 +133,3 @@ def test_evaluate_without_checkpoints_is_an_error(tmp_path):
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     with pytest.raises(KellyError, match="no best checkpoints"):
         evaluate(tmp_path / "nothing", cache)
-
-
-# --- end to end on the sample data ---------------------------------------------------------------
-
-E2E = os.environ.get("KELLY_E2E") == "1" or bool(os.environ.get("KELLY_SAMPLE_CACHE"))
-#: held-out results on the default sample data (seed 0) that the networks cannot beat, and why
-WEAK_ON_SAMPLE_DATA = {
-    "melody": "its input is the item's emotion embedding, the same for every window of an item; "
-              "47 items do not teach which pitches sound better than the per-pitch training mean",
-    "dynamics": "12 training pieces (one emotion each) and 3 test pieces: too few to beat the training "
-                "mean of the expression values on unseen pieces",
-}
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    """`kelly sample-data` -> `kelly preprocess all` -> `kelly train` -> `kelly evaluate`, once."""
-    from train.cli import run_training
-
-    given = os.environ.get("KELLY_SAMPLE_CACHE")
-    root = tmp_path_factory.mktemp("sample")
-    if given:
-        cache = Path(given)
-    else:
-        from preprocess.job import preprocess_all
-        from preprocess.sample_data import make_sample_data
-
-        make_sample_data(root / "datasets")
-        cache = root / "cache"
-        preprocess_all(root / "datasets", cache, workers=2, progress=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        summary = run_training(TrainOptions(cache_dir=cache, output=root, progress=False, write_plots=False,
-                                            overrides={"epochs": 40, "device": "cpu"}))
-    finally:
-        torch.set_num_threads(threads)
-    return summary, evaluate(root / "checkpoints", cache)
-
-
-@pytest.mark.skipif(not E2E, reason="end to end on the sample data (about a minute): set KELLY_E2E=1, "
-                                    "or KELLY_SAMPLE_CACHE to a cache built from `kelly sample-data`")
-@pytest.mark.parametrize("key", [
-    pytest.param(key, marks=pytest.mark.xfail(reason=WEAK_ON_SAMPLE_DATA[key], strict=False))
-    if key in WEAK_ON_SAMPLE_DATA else key for key in spec.NETWORKS])
-def test_every_network_beats_its_baseline_on_held_out_sample_data(sample_run, key):
-    summary, report = sample_run
-    assert not summary["failed"], summary
-    result = report["networks"][key]
-    assert result["rows"] > 0 and result["split"] in ("validation", "test")
-    mine, base = result["metrics"][result["primary"]], result["baseline"][result["primary"]]
-    assert np.isfinite(mine) and np.isfinite(base)
-    assert result["beats_baseline"], (key, result["primary"], mine, base)
