@@ -5,16 +5,15 @@ The chain, with the parameters in `spec.AUDIO`:
     file --soundfile--> float32 [samples, channels] at the file's rate
          --mean over channels--> mono --soxr HQ, once--> 22,050 Hz
          --STFT (2048, hop 512, periodic Hann, centred, zero padded)--> power
-         --mel filterbank (librosa.filters.mel: Slaney scale and area norm)--> [128, frames]
+         --mel filterbank (Slaney scale and area norm, as librosa.filters.mel)--> [128, frames]
          --10*log10(max(power, 1e-10))--> log-mel in dB re 1.0 (no top_db clipping)
          --mean over the frames whose centre falls in each window--> [W, 128]
          --mean of the windows--> clip vector [128]
 
-The STFT is computed here with scipy.fft, and the mel bands with a sparse copy of librosa's
+The STFT is computed here with scipy.fft, and the mel bands with a sparse copy of the Slaney
 filterbank built once per process; the result matches `librosa.feature.melspectrogram` (same
-parameters) to within 1e-6 relative and is faster (see bench/audio_features.py). Only the
-filterbank touches librosa, so librosa's lazy imports (about 1-2 s) are paid once per process, on
-the first file, not per file.
+parameters) to within 1e-6 relative and is faster (see bench/audio_features.py). Nothing here
+imports librosa: its lazy imports (about 1-2 s) would be paid again in every worker process.
 
 Bad input raises `AudioError` (a `ValueError` and a `KellyError`) naming the file and the fault:
 it cannot be decoded, it holds NaN or Inf samples, it is silent (RMS of the mono mix below
@@ -111,18 +110,37 @@ def _to_mono_resampled(data: np.ndarray, sr: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3.0)
+    log_part = hz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """The inverse of `hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3.0))
+
+
 @functools.lru_cache(maxsize=None)
 def mel_filterbank() -> np.ndarray:
-    """float32 [128, n_fft/2 + 1]: librosa's Slaney mel filterbank for spec.AUDIO (read-only).
+    """float32 [128, n_fft/2 + 1]: the Slaney mel filterbank for spec.AUDIO (read-only).
 
-    Built once per process: this is where librosa's lazy imports are paid.
+    The same triangles and area normalisation as `librosa.filters.mel(htk=False, norm="slaney")`
+    (a test holds them equal), written out here because building it through librosa costs about
+    a second of lazy imports in every fresh worker process, more than the features of 20 clips.
     """
-    import librosa
-
-    fb = librosa.filters.mel(
-        sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS,
-        fmin=spec.AUDIO["fmin"], fmax=spec.AUDIO["fmax"], htk=False, norm="slaney",
-    ).astype(np.float32)
+    fft_hz = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    edges = mel_to_hz(np.linspace(hz_to_mel(spec.AUDIO["fmin"]), hz_to_mel(spec.AUDIO["fmax"]), N_MELS + 2))
+    width = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / width[:-1, None]
+    falling = ramps[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    fb = weights.astype(np.float32)
     fb.flags.writeable = False
     return fb
 
