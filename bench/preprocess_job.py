@@ -11,7 +11,7 @@ Both the process's wall time and the job's own time (summary["seconds"]) are pri
 per-source times, because DEAM's audio dominates and each fresh worker pays ~1-2 s of librosa
 imports on its first clip. Targets: speed-up >= 1.7, rerun <= 5 % of the first run.
 
-    python bench/preprocess.py [--datasets DIR] [--repeat 1] [--min-speedup 1.7] [--max-rerun 0.05]
+    python bench/preprocess_job.py [--datasets DIR] [--repeat 1] [--min-speedup 1.7] [--max-rerun 0.05]
 
 Exits 1 when a target is missed.
 """
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# run as `python bench/preprocess.py`, this file's folder leads sys.path and its name would shadow
+# run as `python bench/preprocess_job.py`, this file's folder leads sys.path and its name would shadow
 # the `preprocess` package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
