@@ -26,9 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# run as `python bench/preprocess_job.py`, this file's folder leads sys.path and its name would shadow
-# the `preprocess` package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 RUN = (
     "import json, sys\n"
