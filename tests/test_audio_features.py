@@ -149,9 +149,16 @@ def test_undecodable_files_raise(tmp_path):
     truncated = tmp_path / "cut.flac"
     write(truncated, harmonic_tone(440.0, 1.0))
     truncated.write_bytes(truncated.read_bytes()[:30])
-    for path in (text, truncated, tmp_path / "missing.ogg"):
+    for path in (text, truncated):
         with pytest.raises(AudioError, match=path.name + ".*cannot be decoded"):
             audio_features(path)
+    with pytest.raises(AudioError, match="missing.ogg: file not found"):
+        audio_features(tmp_path / "missing.ogg")
+    # libsndfile says "does not exist" of an mp3 it cannot read; the error says what is really wrong
+    page = tmp_path / "page.mp3"
+    page.write_text("<html><body>404 Not Found</body></html>\n")
+    with pytest.raises(AudioError, match=r"page.mp3: cannot be decoded as audio \(40 bytes in no audio format"):
+        audio_features(page)
     with pytest.raises(AudioError):
         load_audio(text)
 

@@ -94,6 +94,11 @@ def _decode(path: str | Path) -> tuple[np.ndarray, int]:
         data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         detail = str(exc).strip() or type(exc).__name__
+        if not Path(path).is_file():
+            raise AudioError(path, "file not found") from None
+        if "does not exist" in detail:
+            # libsndfile's words for a file it recognises no format in
+            detail = f"{Path(path).stat().st_size} bytes in no audio format libsndfile reads"
         raise AudioError(path, f"cannot be decoded as audio ({detail})") from None
     if sr <= 0:
         raise AudioError(path, f"declares an invalid sample rate {sr}")

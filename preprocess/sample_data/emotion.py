@@ -75,8 +75,8 @@ def character_for(valence: float, arousal: float, rng: np.random.Generator, *, j
 #: minor keys on the flat side, so that the pitches themselves carry the mode. A network that
 #: predicts absolute pitches from the emotion embedding (the MelodyTransformer) can then learn
 #: more than the register; with a free choice of key, C major and A minor sound the same pitches.
-MAJOR_TONICS = (0, 7, 2, 9, 4)        # C G D A E
-MINOR_TONICS = (0, 5, 7, 10)          # Cm Fm Gm Bbm
+MAJOR_TONICS = (0, 7, 2)              # C G D
+MINOR_TONICS = (0, 5, 10)             # Cm Fm Bbm
 
 
 def key_for(c: Character, rng: np.random.Generator) -> Key:
