@@ -28,6 +28,7 @@ import numpy as np
 from preprocess.cache.manifest import (
     DoneEntry,
     FailureEntry,
+    MANIFEST_NAME,
     Manifest,
     current_feature_version,
     file_hash,
@@ -430,6 +431,60 @@ def _process_source(
     }
 
 
+FINGERPRINT_KEY = "source-fingerprint:"
+
+
+def source_fingerprint(datasets_dir: Path, source: str, settings: dict) -> str | None:
+    """A digest of everything a source's reader and extraction see: the relative path, size and
+    mtime of every file under the source's root, and the settings. None when no root is found."""
+    import hashlib
+
+    from preprocess.datasets import locate
+
+    try:
+        root, found_layout = locate(datasets_dir, source, settings["layout"])
+    except KellyError:
+        return None
+    digest = hashlib.sha1(json.dumps([source, found_layout, str(Path(root).resolve()), settings],
+                                     sort_keys=True).encode("utf-8"))
+
+    def walk(directory: str, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=True):
+                    walk(entry.path, f"{prefix}{entry.name}/")
+                elif entry.is_file(follow_symlinks=True):
+                    st = entry.stat()
+                    digest.update(f"{prefix}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+
+    walk(str(root), "")
+    return digest.hexdigest()
+
+
+def _unchanged_sources(cache_dir: Path, fingerprints: dict[str, str | None]) -> dict[str, dict]:
+    """The sources whose fingerprint equals the one the last complete run of each stored."""
+    if not fingerprints or not (cache_dir / MANIFEST_NAME).is_file():
+        return {}
+    with Manifest.open(cache_dir) as manifest:
+        stored = {name: manifest.get_meta(FINGERPRINT_KEY + name) for name in fingerprints}
+    out = {}
+    for name, fingerprint in fingerprints.items():
+        info = json.loads(stored[name]) if stored[name] else None
+        if fingerprint is not None and info is not None and info["fingerprint"] == fingerprint:
+            out[name] = info
+    return out
+
+
+def _unchanged_source(info: dict, status_counts: dict[str, int]) -> dict:
+    """The per-source summary of a source skipped because nothing changed since its last complete run."""
+    return {"layout": info["layout"], "root": info["root"], "items": info["items"], "limited": False,
+            "already_done": status_counts.get("done", 0), "failed_before": status_counts.get("failed", 0),
+            "computed": 0, "done": 0, "failed": 0, "split_changes": 0, "removed": 0,
+            "duplicates": info["duplicates"], "shards_written": 0, "samples": {}, "failures": [],
+            "reader_counts": info["reader_counts"], "reader_notes": [], "seconds": 0.0, "read_seconds": 0.0,
+            "unchanged": True}
+
+
 def run_preprocess(
     sources: str | Sequence[str] = "all",
     *,
@@ -493,9 +548,19 @@ def run_preprocess(
     if backend == "dask":
         _check_scheduler(scheduler)
 
-    # read every source first: a reader's error stops the run before any work
+    # A source whose files and settings are what the last complete run saw is not read again
+    # (reading parses the label files and imports pandas: most of an unchanged rerun's time).
+    settings = {"layout": layout, "seed": seed, "validation_split": validation_split, "test_split": test_split,
+                "extract": f"{getattr(extract, '__module__', '')}.{getattr(extract, '__qualname__', repr(extract))}",
+                "feature_version": current_feature_version()}
+    fingerprints = {name: source_fingerprint(datasets_dir, name, settings) for name in wanted} if limit is None else {}
+    unchanged = {} if force or retry_failed else _unchanged_sources(cache_dir, fingerprints)
+
+    # read every other source first: a reader's error stops the run before any work
     results, read_seconds = {}, {}
     for name in wanted:
+        if name in unchanged:
+            continue
         began = time.perf_counter()
         results[name] = load_source(datasets_dir, name, layout, seed=seed, validation_split=validation_split,
                                     test_split=test_split)
@@ -515,12 +580,22 @@ def run_preprocess(
             cleanup = clean_cache(cache_dir, manifest)
             per_source = {}
             for name in wanted:
+                if name in unchanged:
+                    per_source[name] = _unchanged_source(unchanged[name], manifest.status_counts(name))
+                    continue
+                manifest.set_meta(FINGERPRINT_KEY + name, None)      # set again only once the source is complete
                 per_source[name] = _process_source(
                     name, results[name], manifest, cache_dir, limit=limit, force=force, retry_failed=retry_failed,
                     workers=workers, file_timeout=file_timeout, backend=backend, scheduler=scheduler,
                     func=func, runner=runner, shard_items=shard_items, shard_megabytes=shard_megabytes,
                     progress=progress)
                 per_source[name]["read_seconds"] = read_seconds[name]
+                if name in fingerprints:
+                    info = per_source[name]
+                    manifest.set_meta(FINGERPRINT_KEY + name, json.dumps({
+                        "fingerprint": fingerprints[name], "layout": info["layout"], "root": info["root"],
+                        "items": info["items"], "duplicates": info["duplicates"],
+                        "reader_counts": info["reader_counts"]}))
             after = clean_cache(cache_dir, manifest)
             cleanup["unreferenced_shards_removed"] += after["unreferenced_shards_removed"]
             cache_samples = manifest.samples_by_split()
@@ -581,7 +656,7 @@ def format_summary(summary: dict) -> str:
     lines = [f"preprocess: {len(summary['sources'])} source(s) in {summary['seconds']:.1f} s "
              f"-> {summary['cache_dir']} (feature version {summary['feature_version']})"]
     for name, s in summary["sources"].items():
-        extra = []
+        extra = ["unchanged since the last complete run, not read again"] if s.get("unchanged") else []
         if s["already_done"]:
             extra.append(f"{s['already_done']:,} already done")
         if s["failed_before"]:

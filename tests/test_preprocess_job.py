@@ -22,7 +22,7 @@ from preprocess.errors import KellyError
 from preprocess.extract import dynamic_label_windows
 from preprocess.features import spec
 from preprocess.features.embedding import embed
-from preprocess.job import run_preprocess
+from preprocess.job import format_summary, run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
@@ -156,6 +156,35 @@ def test_build_records_planted_faults_and_a_rerun_skips_everything(midi_datasets
         first = summary["sources"][name]
         assert s["computed"] == 0 and s["already_done"] == first["done"] and s["failed_before"] == first["failed"]
     assert again["samples"] == summary["samples"] and not again["stats"]["recomputed"]
+
+
+def test_an_unchanged_source_is_not_read_again_and_a_changed_one_is(midi_datasets, reference, tmp_path):
+    datasets, _ = midi_datasets
+    new_datasets, new_cache = copy_of(tmp_path, datasets, reference[0])
+    first = run_preprocess("all", datasets_dir=new_datasets, cache_dir=new_cache, workers=2, **OPTIONS)
+    assert not any(s.get("unchanged") for s in first["sources"].values())      # another root: read again
+
+    again = run_preprocess("all", datasets_dir=new_datasets, cache_dir=new_cache, workers=2, **OPTIONS)
+    assert all(s.get("unchanged") for s in again["sources"].values())
+    for name, s in again["sources"].items():
+        assert s["items"] == first["sources"][name]["items"] and s["computed"] == 0
+        assert s["already_done"] == first["sources"][name]["already_done"] + first["sources"][name]["done"]
+    assert again["samples"] == first["samples"]
+    assert "unchanged since the last complete run" in format_summary(again)
+
+    # a label file rewritten: its source is read again (lakh too, whose root is the datasets folder
+    # itself here); the sources in folders of their own are not
+    info = new_datasets / "groove" / "info.csv"
+    info.write_text(info.read_text())
+    changed = run_preprocess("all", datasets_dir=new_datasets, cache_dir=new_cache, workers=2, **OPTIONS)
+    assert not changed["sources"]["groove"].get("unchanged") and not changed["sources"]["lakh"].get("unchanged")
+    assert changed["sources"]["harmony"].get("unchanged") and changed["sources"]["maestro"].get("unchanged")
+    assert changed["samples"] == first["samples"]
+
+    # --force and --retry-failed always read and plan every source
+    forced = run_preprocess("all", datasets_dir=new_datasets, cache_dir=new_cache, workers=2, retry_failed=True,
+                            **OPTIONS)
+    assert not any(s.get("unchanged") for s in forced["sources"].values())
 
 
 def test_kill_minus_9_then_rerun_gives_the_uninterrupted_content(midi_datasets, reference, tmp_path):

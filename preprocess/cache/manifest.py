@@ -340,7 +340,23 @@ class Manifest:
         """path -> (size, mtime_ns, content hash)."""
         return {p: (s, m, h) for p, s, m, h in self._db.execute("SELECT path, size, mtime_ns, content_hash FROM stat_cache")}
 
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def status_counts(self, source: str) -> dict[str, int]:
+        """{status: items} of one source ("done", "failed")."""
+        return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE source = ? GROUP BY status", (source,)))
+
     # --- writing (one transaction each) ----------------------------------------------------------
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store (or, with None, delete) a value in the meta table."""
+        with self._transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def _transaction(self):
         if self.readonly:
             raise RuntimeError(f"{self.path} is open read-only")
