@@ -19,7 +19,8 @@ happened in ("read", "midi", "audio", "labels", "melody", "dynamics", "groove", 
 "harmony", "validate", "samples"); the job records it and goes on.
 
 Feature modules are imported inside the functions: the parent process imports this module to
-hand `extract_item` to workers, and only workers pay for librosa, soundfile and symusic.
+hand `extract_item` to workers, and only workers pay for scipy.fft, soundfile, soxr and symusic;
+`prepare_worker` pays it when a worker starts, before its first item.
 """
 from __future__ import annotations
 
@@ -321,3 +322,30 @@ def extract_item(item, content_hash: str | None = None) -> ItemResult:
         expected = " or ".join(n for n, (_, _, sources) in spec.NETWORKS.items() if item.source in sources)
         raise ExtractionError("samples", f"no {expected} samples: every window is empty")
     return result
+
+
+#: the feature modules each source's extraction imports
+FEATURE_MODULES: dict[str, tuple[str, ...]] = {
+    "deam": ("audio", "embedding"),
+    "lakh": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony"),
+    "maestro": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony", "dynamics"),
+    "groove": ("midi", "proxy_labels", "embedding", "groove"),
+    "harmony": ("embedding", "chords", "harmony"),
+}
+
+
+def prepare_worker(sources: tuple[str, ...] = tuple(FEATURE_MODULES)) -> None:
+    """Import what extracting items of `sources` needs, and build the mel filterbank, in a fresh
+    worker process: its start-up (about 0.3-0.5 s, mostly scipy.fft's import) is then paid while the
+    parent reads the datasets, not on the worker's first item."""
+    import importlib
+
+    names = {name for source in sources for name in FEATURE_MODULES.get(source, ())}
+    for name in sorted(names):
+        importlib.import_module(f"preprocess.features.{name}")
+    if "midi" in names:
+        import symusic  # noqa: F401  (the parser, imported where it is first used)
+    if "audio" in names:
+        from preprocess.features.audio import mel_power
+
+        mel_power(np.zeros(4096, dtype=np.float32))      # filterbank, window and the FFT's plan, cached

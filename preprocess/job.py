@@ -1,10 +1,12 @@
 """The `preprocess` job: datasets -> feature cache, in parallel, resumable, with one writer.
 
-For each source: the dataset reader lists the items; items the manifest already holds for the same
-(content hash, feature version, label digest) are skipped, the rest go through `isolated_map`
-(worker processes compute arrays and return them; a crash or a hang is one item's failure); the
-parent alone writes shards from the stream of results, flushing one every `shard_items` items or
-`shard_megabytes` MB, and commits each to the manifest in one transaction. Killing the job at any
+The worker processes start first, and import the feature code while the dataset readers list every
+source's items. Items the manifest already holds for the same (content hash, feature version, label
+digest) are skipped; the rest of all sources go through `isolated_map` as one stream (worker
+processes compute arrays and return them; a crash or a hang is one item's failure), so that no
+worker waits at the end of a source. The parent alone writes shards from the stream of results,
+per source, flushing one every `shard_items` items or `shard_megabytes` MB, and commits each to
+the manifest in one transaction. Killing the job at any
 moment loses at most the shard being written; the next run cleans up and computes the rest.
 
 After the sources: shards no item points to any more are deleted, and the per-band mean and std of
@@ -21,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -342,93 +344,143 @@ def _local_dask_cluster(workers: int):
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
-def _process_source(
-    source: str, result, manifest: Manifest, cache_dir: Path, *, limit: int | None, force: bool,
-    retry_failed: bool, workers: int, file_timeout: float | None, backend: str, scheduler: str | None,
-    func: Callable[[ExtractTask], ItemResult], runner, shard_items: int, shard_megabytes: float, progress: bool,
-) -> dict:
-    from tqdm import tqdm
+class SourceRun:
+    """One source's part of a run: its plan, its shard writer, its counts and its progress bar.
 
-    from preprocess.parallel import Ok, isolated_map
+    `tasks()` hands out the planned tasks; `take(task, outcome)` files each result as it comes back
+    (in any order, interleaved with other sources' results); once `complete`, `finish()` writes the
+    last shard and returns the source's summary.
+    """
 
-    started = time.perf_counter()
-    items = list(result.items)
-    limited = limit is not None and len(items) > limit
-    if limit is not None:
-        items = items[:limit]
-    plan = plan_source(items, manifest, force=force, retry_failed=retry_failed)
-    manifest.remember_hashes(plan.hashed)
-    manifest.update_splits(source, plan.split_changes)
-    manifest.record_failures(plan.unreadable)
-    removed = 0
-    if limit is None:
-        listed = {item.item_id for item in items}
-        gone = [item_id for item_id in manifest.records(source) if item_id not in listed]
-        manifest.forget_items(source, gone)
-        removed = len(gone)
+    def __init__(self, source: str, result, manifest: Manifest, cache_dir: Path, *, limit: int | None,
+                 force: bool, retry_failed: bool, shard_items: int, shard_megabytes: float, bar_position: int,
+                 progress: bool):
+        from tqdm import tqdm
 
-    writer = ShardWriter(cache_dir, manifest, source, max_items=shard_items, max_bytes=shard_megabytes * 2**20)
-    failures: list[FailureEntry] = list(plan.unreadable)
-    pending_failures: list[FailureEntry] = []
-    pending_hashes: list[tuple[str, int, int, str]] = []
-    samples: dict[str, int] = {}
-    done = 0
+        self.source, self.result, self.manifest = source, result, manifest
+        started = time.perf_counter()
+        items = list(result.items)
+        self.limited = limit is not None and len(items) > limit
+        if limit is not None:
+            items = items[:limit]
+        self.items = len(items)
+        self.plan = plan_source(items, manifest, force=force, retry_failed=retry_failed)
+        manifest.remember_hashes(self.plan.hashed)
+        manifest.update_splits(source, self.plan.split_changes)
+        manifest.record_failures(self.plan.unreadable)
+        self.removed = 0
+        if limit is None:
+            listed = {item.item_id for item in items}
+            gone = [item_id for item_id in manifest.records(source) if item_id not in listed]
+            manifest.forget_items(source, gone)
+            self.removed = len(gone)
+        self.writer = ShardWriter(cache_dir, manifest, source, max_items=shard_items,
+                                  max_bytes=shard_megabytes * 2**20)
+        self.failures: list[FailureEntry] = list(self.plan.unreadable)
+        self.pending_failures: list[FailureEntry] = []
+        self.pending_hashes: list[tuple[str, int, int, str]] = []
+        self.samples: dict[str, int] = {}
+        self.done = self.returned = 0
+        self.seconds = time.perf_counter() - started       # planning; computing adds from the first task on
+        self.first_task_at: float | None = None
+        self.bar = tqdm(total=len(self.plan.tasks), desc=f"{source:<8}", unit="file", position=bar_position,
+                        disable=not progress or not self.plan.tasks, dynamic_ncols=True, file=sys.stderr)
 
-    def commit_side_records() -> None:
-        manifest.record_failures(pending_failures)
-        manifest.remember_hashes(pending_hashes)
-        pending_failures.clear()
-        pending_hashes.clear()
+    @property
+    def complete(self) -> bool:
+        return self.returned == len(self.plan.tasks)
 
-    bar = tqdm(total=len(plan.tasks), desc=f"{source:<8}", unit="file", disable=not progress or not plan.tasks,
-               dynamic_ncols=True, file=sys.stderr)
-    try:
-        stream = isolated_map(func, iter(plan.tasks), workers=workers, file_timeout=file_timeout,
-                              backend=backend, scheduler=scheduler, runner=runner) if plan.tasks else iter(())
-        for task, outcome in stream:
-            if isinstance(outcome, Ok):
-                item_result: ItemResult = outcome.value
-                if task.stat is not None:
-                    pending_hashes.append((os.path.abspath(task.item.path), *task.stat, item_result.content_hash))
-                for network, n in item_result.rows().items():
-                    samples[network] = samples.get(network, 0) + n
-                done += 1
-                if writer.add(item_result):
-                    commit_side_records()
-            else:
-                entry = _failure_entry(task, outcome.kind, outcome.message, outcome.stage)
-                failures.append(entry)
-                pending_failures.append(entry)
-                if entry.content_hash and task.stat is not None:
-                    pending_hashes.append((os.path.abspath(task.item.path), *task.stat, entry.content_hash))
-                if len(pending_failures) >= 64:
-                    commit_side_records()
-                bar.set_postfix(failed=len(failures) - len(plan.unreadable), refresh=False)
-            bar.update(1)
-        writer.flush()
-        commit_side_records()
-    finally:
-        bar.close()
-    return {
-        "layout": result.layout,
-        "root": str(result.root),
-        "items": len(items),
-        "limited": limited,
-        "already_done": plan.already_done,
-        "failed_before": plan.failed_before,
-        "computed": len(plan.tasks),
-        "done": done,
-        "failed": len(failures),
-        "split_changes": len(plan.split_changes),
-        "removed": removed,
-        "duplicates": plan.duplicates,
-        "shards_written": writer.shards_written,
-        "samples": samples,
-        "failures": failures,
-        "reader_counts": dict(result.counts),
-        "reader_notes": list(result.notes[:FAILURE_EXAMPLES]),
-        "seconds": time.perf_counter() - started,
-    }
+    def tasks(self) -> Iterator[ExtractTask]:
+        for task in self.plan.tasks:
+            if self.first_task_at is None:
+                self.first_task_at = time.perf_counter()
+            yield task
+
+    def _commit_side_records(self) -> None:
+        self.manifest.record_failures(self.pending_failures)
+        self.manifest.remember_hashes(self.pending_hashes)
+        self.pending_failures.clear()
+        self.pending_hashes.clear()
+
+    def take(self, task: ExtractTask, outcome) -> None:
+        """File one returned task: its arrays into the shard buffer, or its failure into the records."""
+        from preprocess.parallel import Ok
+
+        if isinstance(outcome, Ok):
+            item_result: ItemResult = outcome.value
+            if task.stat is not None:
+                self.pending_hashes.append((os.path.abspath(task.item.path), *task.stat, item_result.content_hash))
+            for network, n in item_result.rows().items():
+                self.samples[network] = self.samples.get(network, 0) + n
+            self.done += 1
+            if self.writer.add(item_result):
+                self._commit_side_records()
+        else:
+            entry = _failure_entry(task, outcome.kind, outcome.message, outcome.stage)
+            self.failures.append(entry)
+            self.pending_failures.append(entry)
+            if entry.content_hash and task.stat is not None:
+                self.pending_hashes.append((os.path.abspath(task.item.path), *task.stat, entry.content_hash))
+            if len(self.pending_failures) >= 64:
+                self._commit_side_records()
+            self.bar.set_postfix(failed=len(self.failures) - len(self.plan.unreadable), refresh=False)
+        self.returned += 1
+        self.bar.update(1)
+
+    def finish(self) -> dict:
+        """Write what is buffered and return the source's summary (call once `complete`)."""
+        self.writer.flush()
+        self._commit_side_records()
+        self.bar.close()
+        if self.first_task_at is not None:
+            self.seconds += time.perf_counter() - self.first_task_at
+        return {
+            "layout": self.result.layout,
+            "root": str(self.result.root),
+            "items": self.items,
+            "limited": self.limited,
+            "already_done": self.plan.already_done,
+            "failed_before": self.plan.failed_before,
+            "computed": len(self.plan.tasks),
+            "done": self.done,
+            "failed": len(self.failures),
+            "split_changes": len(self.plan.split_changes),
+            "removed": self.removed,
+            "duplicates": self.plan.duplicates,
+            "shards_written": self.writer.shards_written,
+            "samples": self.samples,
+            "failures": self.failures,
+            "reader_counts": dict(self.result.counts),
+            "reader_notes": list(self.result.notes[:FAILURE_EXAMPLES]),
+            "seconds": self.seconds,
+        }
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _process_sources(runs: dict[str, SourceRun], on_finished: Callable[[str, dict], None], *, workers: int,
+                     file_timeout: float | None, backend: str, scheduler: str | None,
+                     func: Callable[[ExtractTask], ItemResult], runner) -> None:
+    """Compute every source's tasks as one stream, so that the workers never wait at a source's end,
+    and hand each source's summary to `on_finished` as soon as its last result is filed."""
+    from preprocess.parallel import isolated_map
+
+    def finish(name: str) -> None:
+        on_finished(name, runs[name].finish())
+
+    for name, run in runs.items():
+        if not run.plan.tasks:
+            finish(name)
+    feed = (task for run in runs.values() for task in run.tasks())
+    if not any(run.plan.tasks for run in runs.values()):
+        return
+    for task, outcome in isolated_map(func, feed, workers=workers, file_timeout=file_timeout, backend=backend,
+                                      scheduler=scheduler, runner=runner):
+        run = runs[task.item.source]
+        run.take(task, outcome)
+        if run.complete:
+            finish(task.item.source)
 
 
 FINGERPRINT_KEY = "source-fingerprint:"
@@ -556,61 +608,77 @@ def run_preprocess(
     fingerprints = {name: source_fingerprint(datasets_dir, name, settings) for name in wanted} if limit is None else {}
     unchanged = {} if force or retry_failed else _unchanged_sources(cache_dir, fingerprints)
 
-    # read every other source first: a reader's error stops the run before any work
-    results, read_seconds = {}, {}
-    for name in wanted:
-        if name in unchanged:
-            continue
-        began = time.perf_counter()
-        results[name] = load_source(datasets_dir, name, layout, seed=seed, validation_split=validation_split,
-                                    test_split=test_split)
-        read_seconds[name] = time.perf_counter() - began
+    from preprocess.extract import prepare_worker
+    from preprocess.parallel import IsolatedRunner, start_workers, stop_workers
 
-    from preprocess.parallel import IsolatedRunner
-
+    to_read = [name for name in wanted if name not in unchanged]
     func = functools.partial(run_extract_task, extract=extract)
-    runner = IsolatedRunner(func, file_timeout)       # one isolated child for all sources (started when needed)
+    # one isolated child for all sources: the 1-worker path, and where a broken pool's suspects run
+    runner = IsolatedRunner(func, file_timeout, prepare=functools.partial(prepare_worker, tuple(to_read)))
+    local_pool = backend == "loky" and workers > 1 and bool(to_read)
+    # the workers start, and import the feature code, while the datasets are read
+    workers_up = start_workers(workers, runner) if backend == "loky" and to_read else (lambda: None)
     local_cluster = None
-    if backend == "dask" and not scheduler and any(r.items for r in results.values()):
-        local_cluster = _local_dask_cluster(workers)  # one for all sources
-        scheduler = local_cluster.scheduler_address
-    with CacheLock(cache_dir):
-        manifest = Manifest.open(cache_dir, create=True)
-        try:
-            cleanup = clean_cache(cache_dir, manifest)
-            per_source = {}
-            for name in wanted:
-                if name in unchanged:
-                    per_source[name] = _unchanged_source(unchanged[name], manifest.status_counts(name))
-                    continue
-                manifest.set_meta(FINGERPRINT_KEY + name, None)      # set again only once the source is complete
-                per_source[name] = _process_source(
-                    name, results[name], manifest, cache_dir, limit=limit, force=force, retry_failed=retry_failed,
-                    workers=workers, file_timeout=file_timeout, backend=backend, scheduler=scheduler,
-                    func=func, runner=runner, shard_items=shard_items, shard_megabytes=shard_megabytes,
-                    progress=progress)
-                per_source[name]["read_seconds"] = read_seconds[name]
-                if name in fingerprints:
-                    info = per_source[name]
-                    manifest.set_meta(FINGERPRINT_KEY + name, json.dumps({
-                        "fingerprint": fingerprints[name], "layout": info["layout"], "root": info["root"],
-                        "items": info["items"], "duplicates": info["duplicates"],
-                        "reader_counts": info["reader_counts"]}))
-            after = clean_cache(cache_dir, manifest)
-            cleanup["unreferenced_shards_removed"] += after["unreferenced_shards_removed"]
-            cache_samples = manifest.samples_by_split()
-        finally:
-            runner.close()
-            manifest.close()
-            if local_cluster is not None:
-                local_cluster.close()
-        stats_networks: list[str] = []
-        stats_recomputed = False
-        if cache_samples and not _stats_current(cache_dir):
-            stats_networks = sorted(write_input_stats(cache_dir)["networks"])
-            stats_recomputed = True
-        elif cache_samples:
-            stats_networks = sorted(json.loads((cache_dir / "stats.json").read_text())["networks"])
+    try:
+        # read every other source first: a reader's error stops the run before any work
+        results, read_seconds = {}, {}
+        for name in to_read:
+            began = time.perf_counter()
+            results[name] = load_source(datasets_dir, name, layout, seed=seed, validation_split=validation_split,
+                                        test_split=test_split)
+            read_seconds[name] = time.perf_counter() - began
+        workers_up()
+        if backend == "dask" and not scheduler and any(r.items for r in results.values()):
+            local_cluster = _local_dask_cluster(workers)  # one for all sources
+            scheduler = local_cluster.scheduler_address
+        with CacheLock(cache_dir):
+            manifest = Manifest.open(cache_dir, create=True)
+            try:
+                cleanup = clean_cache(cache_dir, manifest)
+                finished: dict[str, dict] = {}
+
+                def source_finished(name: str, info: dict) -> None:
+                    info["read_seconds"] = read_seconds[name]
+                    finished[name] = info
+                    if name in fingerprints:         # the source is complete: an unchanged rerun may skip it
+                        manifest.set_meta(FINGERPRINT_KEY + name, json.dumps({
+                            "fingerprint": fingerprints[name], "layout": info["layout"], "root": info["root"],
+                            "items": info["items"], "duplicates": info["duplicates"],
+                            "reader_counts": info["reader_counts"]}))
+
+                runs: dict[str, SourceRun] = {}
+                try:
+                    for name in to_read:
+                        manifest.set_meta(FINGERPRINT_KEY + name, None)  # set again once the source is complete
+                        runs[name] = SourceRun(name, results[name], manifest, cache_dir, limit=limit, force=force,
+                                               retry_failed=retry_failed, shard_items=shard_items,
+                                               shard_megabytes=shard_megabytes, bar_position=len(runs),
+                                               progress=progress)
+                    _process_sources(runs, source_finished, workers=workers, file_timeout=file_timeout,
+                                     backend=backend, scheduler=scheduler, func=func, runner=runner)
+                finally:
+                    for run in runs.values():
+                        run.close()
+                per_source = {name: (_unchanged_source(unchanged[name], manifest.status_counts(name))
+                                     if name in unchanged else finished[name]) for name in wanted}
+                after = clean_cache(cache_dir, manifest)
+                cleanup["unreferenced_shards_removed"] += after["unreferenced_shards_removed"]
+                cache_samples = manifest.samples_by_split()
+            finally:
+                manifest.close()
+            stats_networks: list[str] = []
+            stats_recomputed = False
+            if cache_samples and not _stats_current(cache_dir):
+                stats_networks = sorted(write_input_stats(cache_dir)["networks"])
+                stats_recomputed = True
+            elif cache_samples:
+                stats_networks = sorted(json.loads((cache_dir / "stats.json").read_text())["networks"])
+    finally:
+        runner.close()
+        if local_pool:
+            stop_workers()      # the pool ends with the job: no idle processes left behind
+        if local_cluster is not None:
+            local_cluster.close()
     return _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
                     stats_networks, stats_recomputed, time.perf_counter() - started)
 

@@ -39,13 +39,14 @@ available: a hung task keeps its dask worker thread busy until that worker is re
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner"]
+__all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner", "start_workers", "stop_workers"]
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,18 @@ _READY = "ready"
 CHILD_START_TIMEOUT = 300.0     # seconds a fresh child may take to start (imports on a loaded machine)
 
 
-def _child_loop(conn, func, timeout) -> None:
-    """Body of an isolated child: run tasks from the pipe one at a time, send back outcomes."""
+def _prepare(prepare: Callable[[], Any] | None) -> None:
+    """Run a worker's preparation (imports); its failure is left for the first task to meet and report."""
+    if prepare is not None:
+        try:
+            prepare()
+        except Exception:
+            pass
+
+
+def _child_loop(conn, func, timeout, prepare=None) -> None:
+    """Body of an isolated child: prepare, then run tasks from the pipe one at a time, send back outcomes."""
+    _prepare(prepare)
     conn.send(_READY)
     while True:
         try:
@@ -196,35 +207,47 @@ def _child_loop(conn, func, timeout) -> None:
 class IsolatedRunner:
     """One child process that runs tasks one at a time; a crash or a hang is pinned on its task.
 
-    The child is started on first use and again after each crash or timeout.
+    The child is started on first use (or early, by `start`) and again after each crash or timeout.
+    prepare: run in each fresh child before its first task (imports), so that start-up is paid up front.
     """
 
-    def __init__(self, func: Callable[[Any], Any], file_timeout: float | None, start_method: str = "spawn"):
+    def __init__(self, func: Callable[[Any], Any], file_timeout: float | None, start_method: str = "spawn",
+                 prepare: Callable[[], Any] | None = None):
         self.func = func
         self.file_timeout = file_timeout
+        self.prepare = prepare
         self._context = multiprocessing.get_context(start_method)
         self._process = None
         self._conn = None
+        self._ready = False
 
-    def _start(self) -> None:
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_child_loop, args=(child_conn, self.func, self.file_timeout),
-                                        daemon=True)
-        process.start()
-        child_conn.close()
-        self._process, self._conn = process, parent_conn
+    def start(self) -> None:
+        """Start the child now, without waiting for it: the caller can go on while it starts."""
+        if self._process is None:
+            parent_conn, child_conn = self._context.Pipe(duplex=True)
+            process = self._context.Process(target=_child_loop, daemon=True,
+                                            args=(child_conn, self.func, self.file_timeout, self.prepare))
+            process.start()
+            child_conn.close()
+            self._process, self._conn, self._ready = process, parent_conn, False
+
+    def _wait_ready(self) -> None:
         # a task's deadline starts once the child is up: interpreter start-up is not the task's time
+        if self._ready:
+            return
         try:
-            ready = parent_conn.poll(CHILD_START_TIMEOUT) and parent_conn.recv() == _READY
+            ready = self._conn.poll(CHILD_START_TIMEOUT) and self._conn.recv() == _READY
         except (EOFError, OSError):
             ready = False
         if not ready:
             exitcode = self._discard(kill=True)
             raise RuntimeError(f"an isolated worker process did not start ({_describe_exit(exitcode)})")
+        self._ready = True
 
     def _discard(self, kill: bool) -> int | None:
         process, conn = self._process, self._conn
         self._process = self._conn = None
+        self._ready = False
         if conn is not None:
             conn.close()
         if process is None:
@@ -236,10 +259,10 @@ class IsolatedRunner:
 
     def run(self, index: int, task: Any) -> Outcome:
         """Run one task in the child and return its outcome."""
-        if self._process is None or not self._process.is_alive():
-            if self._process is not None:
-                self._discard(kill=True)
-            self._start()
+        if self._process is not None and not self._process.is_alive():
+            self._discard(kill=True)
+        self.start()
+        self._wait_ready()
         try:
             self._conn.send((index, task))
         except (BrokenPipeError, OSError):
@@ -267,14 +290,46 @@ class IsolatedRunner:
                 return outcome
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        if self._process is not None:
-            self._process.join(timeout=5)
+        """End the child. It is idle between tasks and holds nothing to flush: it is killed rather
+        than left to tear its interpreter down (about 0.15 s) while the caller waits."""
         self._discard(kill=True)
+
+
+def start_workers(workers: int, runner: IsolatedRunner) -> Callable[[], set[int]]:
+    """Start the local processes that ``isolated_map(runner.func, ..., workers=workers, runner=runner)``
+    will use, each running ``runner.prepare`` as it starts, and return at once, so that the caller can
+    read its inputs while they start. The returned function waits until a worker is up and returns
+    the ids of those that ran a no-op task (an empty set for one worker); call it before `isolated_map`.
+
+    workers == 1 starts the runner's child; more start joblib's loky pool, the one isolated_map's fast
+    path then reuses (same n_jobs, same preparation), with a no-op task per worker to set it going.
+    """
+    if workers == 1:
+        runner.start()
+        return set               # the first task waits for the child
+    import joblib
+
+    with _loky_config(runner.prepare):
+        warming = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
+            joblib.delayed(os.getpid)() for _ in range(workers))
+
+    def wait() -> set[int]:
+        try:
+            return set(warming)      # the ids of the worker processes that ran a no-op task
+        except Exception:  # a pool that fails to start fails again, and is handled, in isolated_map
+            return set()
+
+    return wait
+
+
+def stop_workers() -> None:
+    """End the idle processes of joblib's loky pool now, rather than have them linger for its idle
+    timeout (300 s) or be joined one by one at interpreter exit."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)   # the process-wide pool, if one was started
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _run_isolated(runner: IsolatedRunner, tasks: Iterable[tuple[int, Any]]) -> Iterator[tuple[Any, Outcome]]:
@@ -331,7 +386,7 @@ def isolated_map(
         try:
             while not feed.exhausted:
                 try:
-                    for index, outcome in _fast_path(func, feed, workers, file_timeout, backend, client):
+                    for index, outcome in _fast_path(func, feed, workers, file_timeout, backend, client, runner.prepare):
                         yield feed.returned(index), outcome
                     return
                 except Exception as exc:  # the pool broke: a worker died, or a task hung
@@ -349,7 +404,8 @@ def isolated_map(
             runner.close()
 
 
-def _fast_path(func, feed: _Feed, workers: int, file_timeout: float | None, backend: str, client) -> Iterator[tuple[int, Outcome]]:
+def _fast_path(func, feed: _Feed, workers: int, file_timeout: float | None, backend: str, client,
+               prepare: Callable[[], Any] | None) -> Iterator[tuple[int, Outcome]]:
     import joblib
 
     calls = (joblib.delayed(_indexed_call)(func, index, task, file_timeout) for index, task in feed)
@@ -360,7 +416,15 @@ def _fast_path(func, feed: _Feed, workers: int, file_timeout: float | None, back
                                        timeout=_backstop(file_timeout))
             yield from parallel(calls)
     else:
-        parallel = joblib.Parallel(
-            n_jobs=workers, backend="loky", return_as="generator_unordered", timeout=_backstop(file_timeout)
-        )
+        with _loky_config(prepare):
+            parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered",
+                                       timeout=_backstop(file_timeout))
         yield from parallel(calls)
+
+
+def _loky_config(prepare: Callable[[], Any] | None):
+    """joblib's loky backend, each of whose worker processes runs `prepare` as it starts (replacements
+    of crashed workers too). The same `prepare` object means the same pool: joblib reuses it."""
+    import joblib
+
+    return joblib.parallel_config(backend="loky", initializer=_prepare, initargs=(prepare,))

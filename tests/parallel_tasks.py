@@ -44,3 +44,21 @@ def extract_or_crash(item, content_hash=None):
     if name.startswith("hang_here"):
         time.sleep(10_000)
     return extract_item(item, content_hash=content_hash)
+
+
+PREPARED = False
+
+
+def prepare(fail: bool = False):
+    """A worker's preparation: marks the process as prepared (or raises, when asked to)."""
+    global PREPARED
+    if fail:
+        raise ImportError("planted: a module the preparation imports is missing")
+    PREPARED = True
+
+
+def who(task):
+    """(the task, this process's id, whether `prepare` ran in this process)."""
+    import os
+
+    return task, os.getpid(), PREPARED

@@ -1,13 +1,15 @@
 """The isolated parallel map: errors, real segfaults and hangs are one task's failure, never the run's end."""
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import time
 
 import pytest
 
 import parallel_tasks
-from preprocess.parallel import Failed, Ok, isolated_map
+from preprocess.parallel import Failed, IsolatedRunner, Ok, isolated_map, start_workers, stop_workers
 
 
 def _outcomes(pairs):
@@ -88,3 +90,57 @@ def test_bad_arguments():
         list(isolated_map(parallel_tasks.work, [1], workers=0, file_timeout=1))
     with pytest.raises(ValueError, match="backend"):
         list(isolated_map(parallel_tasks.work, [1], workers=2, file_timeout=1, backend="threads"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:   # a killed child not yet reaped by its parent is a zombie: dead for our purpose
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_started_early_are_prepared_reused_and_stopped():
+    runner = IsolatedRunner(parallel_tasks.who, 60, prepare=parallel_tasks.prepare)
+    wait = start_workers(2, runner)          # returns at once; the caller reads its inputs meanwhile
+    warmed = wait()
+    try:
+        out = [outcome.value for _task, outcome in
+               isolated_map(parallel_tasks.who, range(40), workers=2, file_timeout=60, runner=runner)]
+    finally:
+        runner.close()
+    assert sorted(t for t, _, _ in out) == list(range(40))
+    assert all(prepared for _, _, prepared in out)        # every task ran in a prepared worker
+    pids = {pid for _, pid, _ in out}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    assert warmed & pids                                  # the pool started early is the one that ran them
+    stop_workers()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
+    # the next map starts a fresh pool
+    again = [o.value for _t, o in isolated_map(parallel_tasks.who, range(4), workers=2, file_timeout=60)]
+    assert not {pid for _, pid, _ in again} & pids
+
+
+def test_one_worker_started_early_is_prepared_and_a_failed_preparation_is_left_to_the_tasks():
+    runner = IsolatedRunner(parallel_tasks.who, 60, prepare=parallel_tasks.prepare)
+    start_workers(1, runner)()
+    out = [o.value for _t, o in isolated_map(parallel_tasks.who, range(3), workers=1, file_timeout=60, runner=runner)]
+    child = runner._process.pid
+    runner.close()
+    assert [t for t, _, _ in out] == [0, 1, 2] and {pid for _, pid, _ in out} == {child}
+    assert all(prepared for _, _, prepared in out)
+    assert not _alive(child)                  # closed: the idle child is ended, not left behind
+
+    failing = IsolatedRunner(parallel_tasks.who, 60, prepare=functools.partial(parallel_tasks.prepare, fail=True))
+    try:
+        out = [o for _t, o in isolated_map(parallel_tasks.who, [7], workers=1, file_timeout=60, runner=failing)]
+    finally:
+        failing.close()
+    assert out[0].value[0] == 7 and out[0].value[2] is False     # the task ran; preparation did not

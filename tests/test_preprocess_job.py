@@ -479,3 +479,28 @@ def test_the_dask_backend_builds_the_same_cache(midi_datasets, reference, tmp_pa
     assert summary["sources"]["maestro"]["failed"] == reference[1]["sources"]["maestro"]["failed"]
     full = cache_content(reference[0])
     assert_same_content(cache_content(cache), {k: v for k, v in full.items() if k[1] in ("maestro", "harmony")})
+
+
+def test_all_sources_stream_through_one_pool_and_a_crash_or_hang_stays_with_its_source(tmp_path):
+    import parallel_tasks
+
+    datasets = tmp_path / "datasets"
+    lakh, maestro = datasets / "lakh_midi", datasets / "maestro"
+    lakh.mkdir(parents=True)
+    maestro.mkdir()
+    for i in range(5):
+        write_piece(lakh / f"song_{i}.mid", transpose=i)
+        write_piece(maestro / f"piece_{i}.midi", transpose=i + 5)
+    write_piece(lakh / "crash_here.mid", transpose=11)
+    write_piece(maestro / "hang_here.midi", transpose=12)
+    summary = run_preprocess("all", datasets_dir=datasets, cache_dir=tmp_path / "cache", workers=2,
+                             extract=parallel_tasks.extract_or_crash, progress=False, file_timeout=2)
+    assert {n: (s["done"], s["failed"]) for n, s in summary["sources"].items()} == {"lakh": (5, 1), "maestro": (5, 1)}
+    failed = failures_by_file(tmp_path / "cache")
+    assert set(failed) == {"crash_here.mid", "hang_here.midi"}
+    assert failed["crash_here.mid"][0] == "crash" and failed["hang_here.midi"][0] == "timeout"
+    with Manifest.open(tmp_path / "cache") as manifest:
+        assert len(manifest.records("lakh")) == 6 and len(manifest.records("maestro")) == 6
+    again = run_preprocess("all", datasets_dir=datasets, cache_dir=tmp_path / "cache", workers=2,
+                           extract=parallel_tasks.extract_or_crash, progress=False, file_timeout=2)
+    assert all(s.get("unchanged") for s in again["sources"].values())     # both completed, fingerprinted
