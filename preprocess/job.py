@@ -406,6 +406,8 @@ class SourceRun:
         """File one returned task: its arrays into the shard buffer, or its failure into the records."""
         from preprocess.parallel import Ok
 
+        if self.returned == 0:
+            self.bar.reset()            # the bar's clock starts with the source's work, not with the run
         if isinstance(outcome, Ok):
             item_result: ItemResult = outcome.value
             if task.stat is not None:

@@ -34,6 +34,12 @@ dask worker is noticed when the outer deadline runs out, not at once (with no ti
 wait forever: give one). Dask runs tasks in worker threads, where the per-task timer is not
 available: a hung task keeps its dask worker thread busy until that worker is restarted.
 
+Start-up: a fresh worker process pays a few tenths of a second (Python, numpy, the feature code's
+imports) before its first task. ``start_workers(workers, runner)`` starts the processes that a later
+``isolated_map(..., runner=runner)`` uses, each running ``runner.prepare`` as it starts, and returns
+at once, so that the caller can do other work (read its inputs) meanwhile; ``stop_workers()`` ends
+the loky pool's idle processes when the caller is done, instead of leaving them for its idle timeout.
+
 `func` and the tasks must be picklable (module-level functions, plain data), as for any process pool.
 """
 from __future__ import annotations
