@@ -308,3 +308,14 @@ def match_labels(labels: dict[str, Any], relative_paths: list[str], label_file: 
             if identities is not None:
                 labelled.add(identities[hits[0]])
     return matched
+
+
+def unknown_layout(name: str, layout: str, layouts) -> KellyError:
+    """The error for a layout name that a reader (`name`: "DEAM", "Lakh", ...) does not know."""
+    return KellyError(f"unknown {name} layout {layout!r}; known: {', '.join(layouts)}")
+
+
+def no_layout_found(name: str, root: Path, descriptions: dict[str, str]) -> KellyError:
+    """The error for a root holding none of a reader's layouts, listing each one looked for."""
+    return KellyError(f"{root}: no {name} layout found; looked for "
+                      + "; ".join(f"{k}: {v}" for k, v in descriptions.items()))

@@ -26,9 +26,11 @@ from preprocess.datasets.base import (
     assign_split,
     iter_files,
     match_labels,
+    no_layout_found,
     numeric_column,
     read_csv_table,
     require_columns,
+    unknown_layout,
 )
 from preprocess.errors import KellyError
 
@@ -69,7 +71,7 @@ def layout_present(root: Path, layout: str) -> bool:
         return (root / "DEAM_audio").is_dir() or (root / "DEAM_Annotations").is_dir()
     if layout == "deam-simple":
         return (root / "audio").is_dir() and any((root / p).is_file() for p in SIMPLE_LABEL_FILES)
-    raise KellyError(f"unknown DEAM layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    raise unknown_layout("DEAM", layout, LAYOUTS)
 
 
 def detect(root: Path) -> str | None:
@@ -87,9 +89,8 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
     if layout == "deam-simple":
         return _load_simple(root, seed, validation_split, test_split)
     if layout is None:
-        raise KellyError(f"{root}: no DEAM layout found; looked for "
-                         + "; ".join(f"{k}: {v}" for k, v in LAYOUT_DESCRIPTIONS.items()))
-    raise KellyError(f"unknown DEAM layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise no_layout_found("DEAM", root, LAYOUT_DESCRIPTIONS)
+    raise unknown_layout("DEAM", layout, LAYOUTS)
 
 
 # --- deam-distributed -----------------------------------------------------------------------------

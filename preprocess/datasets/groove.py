@@ -28,10 +28,12 @@ from preprocess.datasets.base import (
     has_files,
     iter_files,
     match_labels,
+    no_layout_found,
     numeric_column,
     read_csv_table,
     read_label_json,
     require_columns,
+    unknown_layout,
 )
 from preprocess.errors import KellyError
 
@@ -85,7 +87,7 @@ def layout_present(root: Path, layout: str) -> bool:
         return (root / INFO_FILE).is_file()
     if layout == "groove-bare":
         return root.is_dir() and has_files(root, MIDI_EXTENSIONS)
-    raise KellyError(f"unknown Groove layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    raise unknown_layout("Groove", layout, LAYOUTS)
 
 
 def detect(root: Path) -> str | None:
@@ -100,9 +102,8 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
     layout = layout or detect(root)
     if layout not in LAYOUTS:
         if layout is None:
-            raise KellyError(f"{root}: no Groove layout found; looked for "
-                             + "; ".join(f"{k}: {v}" for k, v in LAYOUT_DESCRIPTIONS.items()))
-        raise KellyError(f"unknown Groove layout {layout!r}; known: {', '.join(LAYOUTS)}")
+            raise no_layout_found("Groove", root, LAYOUT_DESCRIPTIONS)
+        raise unknown_layout("Groove", layout, LAYOUTS)
     tally = Tally()
     if layout == "groove-csv":
         entries = _entries_from_info(root, tally)

@@ -23,6 +23,7 @@ from preprocess.datasets.base import (
     assign_split,
     read_json,
     unit_label,
+    unknown_layout,
 )
 from preprocess.errors import KellyError
 
@@ -51,7 +52,7 @@ def progression_files(root: Path) -> list[Path]:
 def layout_present(root: Path, layout: str) -> bool:
     """True when `root` holds chord-progression JSON."""
     if layout != "chord-json":
-        raise KellyError(f"unknown harmony layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise unknown_layout("harmony", layout, LAYOUTS)
     return Path(root).is_dir() and bool(progression_files(root))
 
 
@@ -101,7 +102,7 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
     if layout is None:
         raise KellyError(f"{root}: no chord progressions found; looked for {LAYOUT_DESCRIPTIONS['chord-json']}")
     if layout not in LAYOUTS:
-        raise KellyError(f"unknown harmony layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise unknown_layout("harmony", layout, LAYOUTS)
     files = progression_files(root)
     if not files:
         raise KellyError(f"{root}: no chord progressions found; looked for {LAYOUT_DESCRIPTIONS['chord-json']}")

@@ -30,7 +30,9 @@ from preprocess.datasets.base import (
     has_files,
     iter_files,
     match_labels,
+    no_layout_found,
     read_label_json,
+    unknown_layout,
 )
 from preprocess.errors import KellyError
 
@@ -59,7 +61,7 @@ def layout_dir(root: Path, layout: str) -> Path | None:
     if layout == "midi-folder":
         return root if root.is_dir() else None
     if layout not in LAYOUTS:
-        raise KellyError(f"unknown Lakh layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise unknown_layout("Lakh", layout, LAYOUTS)
     if (root / layout).is_dir():
         return root / layout
     if root.name == layout and root.is_dir():
@@ -108,8 +110,7 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
     root = Path(root)
     layout = layout or detect(root)
     if layout is None:
-        raise KellyError(f"{root}: no Lakh MIDI layout found; looked for "
-                         + "; ".join(f"{k}: {v}" for k, v in LAYOUT_DESCRIPTIONS.items()))
+        raise no_layout_found("Lakh MIDI", root, LAYOUT_DESCRIPTIONS)
     directory = layout_dir(root, layout)
     if directory is None:
         raise KellyError(f"{root}: no {layout} folder; expected {LAYOUT_DESCRIPTIONS[layout]}")

@@ -24,10 +24,12 @@ from preprocess.datasets.base import (
     assign_split,
     has_files,
     iter_files,
+    no_layout_found,
     numeric_column,
     read_csv_table,
     read_json,
     require_columns,
+    unknown_layout,
 )
 from preprocess.errors import KellyError
 
@@ -64,7 +66,7 @@ def layout_present(root: Path, layout: str) -> bool:
         return metadata_file(root, ".json") is not None
     if layout == "maestro-bare":
         return root.is_dir() and has_files(root, MIDI_EXTENSIONS)
-    raise KellyError(f"unknown MAESTRO layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    raise unknown_layout("MAESTRO", layout, LAYOUTS)
 
 
 def detect(root: Path) -> str | None:
@@ -112,9 +114,8 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
     if layout == "maestro-bare":
         return _load_bare(root, seed, validation_split, test_split)
     if layout is None:
-        raise KellyError(f"{root}: no MAESTRO layout found; looked for "
-                         + "; ".join(f"{k}: {v}" for k, v in LAYOUT_DESCRIPTIONS.items()))
-    raise KellyError(f"unknown MAESTRO layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise no_layout_found("MAESTRO", root, LAYOUT_DESCRIPTIONS)
+    raise unknown_layout("MAESTRO", layout, LAYOUTS)
 
 
 def _load_metadata(root: Path, path: Path, layout: str) -> ReadResult:
