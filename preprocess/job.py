@@ -45,8 +45,9 @@ from preprocess.cache.shards import (
     write_shard,
 )
 from preprocess.errors import KellyError
-from preprocess.extract import metadata_read
+from preprocess.extract import metadata_read, prepare_worker
 from preprocess.features import spec
+from preprocess.parallel import IsolatedRunner, Ok, isolated_map, start_workers, stop_workers
 
 DEFAULT_FILE_TIMEOUT = 120.0
 DEFAULT_SHARD_ITEMS = 512
@@ -404,8 +405,6 @@ class SourceRun:
 
     def take(self, task: ExtractTask, outcome) -> None:
         """File one returned task: its arrays into the shard buffer, or its failure into the records."""
-        from preprocess.parallel import Ok
-
         if self.returned == 0:
             self.bar.reset()            # the bar's clock starts with the source's work, not with the run
         if isinstance(outcome, Ok):
@@ -466,17 +465,15 @@ def _process_sources(runs: dict[str, SourceRun], on_finished: Callable[[str, dic
                      func: Callable[[ExtractTask], ItemResult], runner) -> None:
     """Compute every source's tasks as one stream, so that the workers never wait at a source's end,
     and hand each source's summary to `on_finished` as soon as its last result is filed."""
-    from preprocess.parallel import isolated_map
-
     def finish(name: str) -> None:
         on_finished(name, runs[name].finish())
 
     for name, run in runs.items():
         if not run.plan.tasks:
             finish(name)
-    feed = (task for run in runs.values() for task in run.tasks())
     if not any(run.plan.tasks for run in runs.values()):
         return
+    feed = (task for run in runs.values() for task in run.tasks())
     for task, outcome in isolated_map(func, feed, workers=workers, file_timeout=file_timeout, backend=backend,
                                       scheduler=scheduler, runner=runner):
         run = runs[task.item.source]
@@ -610,16 +607,13 @@ def run_preprocess(
     fingerprints = {name: source_fingerprint(datasets_dir, name, settings) for name in wanted} if limit is None else {}
     unchanged = {} if force or retry_failed else _unchanged_sources(cache_dir, fingerprints)
 
-    from preprocess.extract import prepare_worker
-    from preprocess.parallel import IsolatedRunner, start_workers, stop_workers
-
     to_read = [name for name in wanted if name not in unchanged]
     func = functools.partial(run_extract_task, extract=extract)
     # one isolated child for all sources: the 1-worker path, and where a broken pool's suspects run
     runner = IsolatedRunner(func, file_timeout, prepare=functools.partial(prepare_worker, tuple(to_read)))
-    local_pool = backend == "loky" and workers > 1 and bool(to_read)
+    local_workers = backend == "loky" and bool(to_read)
     # the workers start, and import the feature code, while the datasets are read
-    workers_up = start_workers(workers, runner) if backend == "loky" and to_read else (lambda: None)
+    workers_up = start_workers(workers, runner) if local_workers else set
     local_cluster = None
     try:
         # read every other source first: a reader's error stops the run before any work
@@ -677,7 +671,7 @@ def run_preprocess(
                 stats_networks = sorted(json.loads((cache_dir / "stats.json").read_text())["networks"])
     finally:
         runner.close()
-        if local_pool:
+        if local_workers and workers > 1:
             stop_workers()      # the pool ends with the job: no idle processes left behind
         if local_cluster is not None:
             local_cluster.close()
