@@ -44,6 +44,7 @@ from preprocess.cache.shards import (
     shard_number,
     write_shard,
 )
+from preprocess.datasets.base import missing_lines
 from preprocess.errors import KellyError
 from preprocess.extract import metadata_read, prepare_worker
 from preprocess.features import spec
@@ -453,6 +454,7 @@ class SourceRun:
             "failures": self.failures,
             "reader_counts": dict(self.result.counts),
             "reader_notes": list(self.result.notes[:FAILURE_EXAMPLES]),
+            "missing": self.result.missing_summary(),
             "seconds": self.seconds,
         }
 
@@ -532,8 +534,8 @@ def _unchanged_source(info: dict, status_counts: dict[str, int]) -> dict:
             "already_done": status_counts.get("done", 0), "failed_before": status_counts.get("failed", 0),
             "computed": 0, "done": 0, "failed": 0, "split_changes": 0, "removed": 0,
             "duplicates": info["duplicates"], "shards_written": 0, "samples": {}, "failures": [],
-            "reader_counts": info["reader_counts"], "reader_notes": [], "seconds": 0.0, "read_seconds": 0.0,
-            "unchanged": True}
+            "reader_counts": info["reader_counts"], "reader_notes": [], "missing": info.get("missing", {}),
+            "seconds": 0.0, "read_seconds": 0.0, "unchanged": True}
 
 
 def run_preprocess(
@@ -640,7 +642,7 @@ def run_preprocess(
                         manifest.set_meta(FINGERPRINT_KEY + name, json.dumps({
                             "fingerprint": fingerprints[name], "layout": info["layout"], "root": info["root"],
                             "items": info["items"], "duplicates": info["duplicates"],
-                            "reader_counts": info["reader_counts"]}))
+                            "reader_counts": info["reader_counts"], "missing": info["missing"]}))
 
                 runs: dict[str, SourceRun] = {}
                 try:
@@ -735,6 +737,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  {name:<8} {s['items']:>8,} items ({s['layout']}): computed {s['computed']:,} "
                      f"({s['done']:,} done, {s['failed']:,} failed) in {s['seconds']:.1f} s ({rate:.1f} files/s)"
                      + (f"; {'; '.join(extra)}" if extra else ""))
+        lines += [f"  {'':<8} {line}" for line in missing_lines(s.get("missing", {}))]
     if summary["not_found"]:
         lines.append(f"  not found under {summary['datasets_dir']}: {', '.join(summary['not_found'])}")
     lines.append("samples in the cache (train / validation / test):")

@@ -140,6 +140,8 @@ def test_deam_distributed_labels_rescaled_and_counted(tmp_path):
     assert all(item.label_source == "annotated" and item.path.suffix == ".mp3" for item in result.items)
     assert result.counts == {"nan_labels": 1, "files_without_labels": 1, "labels_without_file": 1}
     assert any("song_id 6" in note for note in result.notes)
+    # the annotation file lists song 6, whose audio is not there: kept by listing, as the expected path
+    assert result.missing == {"static_annotations_averaged_songs_1_2000.csv": ["DEAM_audio/MEMD_audio/6.mp3"]}
     for item in result.items:
         assert item.split == assign_split(item.item_id)
 
@@ -200,6 +202,7 @@ def test_deam_simple_layout(tmp_path):
     assert (items["calm.wav"].valence, items["calm.wav"].arousal) == (0.5, -0.25)
     assert (items["storm.wav"].valence, items["storm.wav"].arousal) == (-0.75, 0.9)    # matched by stem
     assert result.counts == {"nan_labels": 1, "labels_without_file": 1, "files_without_labels": 1}
+    assert result.missing == {"annotations.csv": ["gone.wav"]}
 
 
 def test_deam_simple_labels_csv_with_mean_columns(tmp_path):
@@ -260,6 +263,7 @@ def test_maestro_metadata_official_split(tmp_path, layout):
     result = maestro.load(root, seed=7, validation_split=0.5)
     items = by_id(result)
     assert len(items) == 4 and result.counts == {"missing_midi": 1}
+    assert result.missing == {f"maestro-v3.0.0.{layout[8:]}": [MAESTRO_ROWS[4][4]]}
     for composer, title, split, year, midi, duration in MAESTRO_ROWS[:4]:
         item = items[midi]
         assert item.split == split and item.label_source == "proxy" and item.valence is None
@@ -356,6 +360,9 @@ def test_groove_info_csv(tmp_path):
     result = groove.load(root, seed=5)
     items = by_id(result)
     assert len(items) == 3 and result.counts == {"missing_midi": 1, "labels_without_file": 1}
+    assert result.missing == {"info.csv": ["drummer6/session1/3_rock_80_beat_6-8.mid"],
+                              "drum_labels.json": ["not_there.mid"]}
+    assert "1 listed in info.csv is missing; first: drummer6/session1/3_rock_80_beat_6-8.mid." in describe(result)
     first = items["drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid"]
     assert first.split == "test" and first.label_source == "proxy"
     expected = {"style": "funk", "substyle": "groove1", "bpm": 138, "beat_type": "beat", "time_signature": "4-4",
@@ -366,6 +373,22 @@ def test_groove_info_csv(tmp_path):
     assert (labelled.label_source, labelled.valence, labelled.arousal, labelled.split) == ("annotated", 0.6, 0.8, "train")
     rock = items["drummer3/session1/10_rock_105_beat_4-4.mid"]
     assert rock.split == "validation" and rock.metadata["substyle"] is None and "audio_filename" not in rock.metadata
+
+
+def test_preprocess_summary_names_the_listed_files_that_are_missing(tmp_path, capsys):
+    from kelly.cli import main
+
+    root = make_groove(tmp_path / "datasets" / "groove")
+    (root / GROOVE_ROWS[1].split(",")[7]).unlink()          # info.csv lists 4; 2 are present
+    args = ["preprocess", "groove", "--datasets-dir", str(tmp_path / "datasets"), "--cache-dir", str(tmp_path / "cache"),
+            "--workers", "1", "--quiet"]
+    expected = ("2 listed in info.csv are missing; first: drummer1/session1/10_jazz-funk_116_fill_4-4.mid")
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "2 items (groove-csv)" in first and expected in first
+    assert main(args) == 0                                  # unchanged: not read again, still reported
+    second = capsys.readouterr().out
+    assert "not read again" in second and expected in second
 
 
 def test_groove_bare_parses_gmd_names(tmp_path):
@@ -667,6 +690,7 @@ def test_real_maestro_metadata(tmp_path, suffix):
         shutil.copy(REAL / "piano_midi" / "MidiTok" / piano, root / midi)
     result = maestro.load(root)
     assert result.counts == {"missing_midi": 1273}
+    assert len(result.missing[source.name]) == 1273 and result.missing[source.name][0] == reference["midi_filename"][1]
     assert {i.item_id: i.split for i in result.items} == dict(zip(chosen["midi_filename"], chosen["split"]))
     assert [i.metadata["composer"] for i in result.items] == list(chosen["canonical_composer"])
 
@@ -682,6 +706,7 @@ def test_real_groove_info_csv():
     present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.mid"))
     assert sorted(i.item_id for i in result.items) == present
     assert result.counts == {"missing_midi": 1150 - len(present)}
+    assert result.missing["info.csv"] == [f for f in info["midi_filename"] if f not in present]
     official = dict(zip(info["midi_filename"], info["split"]))
     styles = dict(zip(info["midi_filename"], info["style"]))
     for item in result.items:

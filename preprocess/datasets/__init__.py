@@ -18,7 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from preprocess.datasets import deam, groove, harmony, lakh, maestro
-from preprocess.datasets.base import LABEL_ANNOTATED, LABEL_PROXY, SPLITS, Item, ReadResult, assign_split
+from preprocess.datasets.base import (
+    LABEL_ANNOTATED,
+    LABEL_PROXY,
+    SPLITS,
+    Item,
+    ReadResult,
+    assign_split,
+    missing_lines,
+)
 from preprocess.errors import KellyError
 
 READERS = {"deam": deam, "lakh": lakh, "maestro": maestro, "groove": groove, "harmony": harmony}
@@ -26,7 +34,7 @@ READERS = {"deam": deam, "lakh": lakh, "maestro": maestro, "groove": groove, "ha
 LAYOUT_SOURCES = {layout: name for name, module in READERS.items() for layout in module.LAYOUTS}
 
 __all__ = ["READERS", "LAYOUT_SOURCES", "find_source", "load_source", "available_sources", "describe",
-           "Item", "ReadResult", "assign_split", "SPLITS", "LABEL_ANNOTATED", "LABEL_PROXY"]
+           "Item", "ReadResult", "assign_split", "missing_lines", "SPLITS", "LABEL_ANNOTATED", "LABEL_PROXY"]
 
 
 def _reader(name: str):
@@ -107,6 +115,8 @@ def describe(result: ReadResult) -> str:
             f"(train {splits.get('train', 0):,}, validation {splits.get('validation', 0):,}, "
             f"test {splits.get('test', 0):,}); {annotated:,} with annotated labels, "
             f"{len(result.items) - annotated:,} to get proxy labels.")
+    for line in missing_lines(result.missing_summary()):
+        text += f" {line}."
     if result.counts:
         text += " Counted: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.counts.items())) + "."
     if result.notes:

@@ -54,12 +54,32 @@ class ReadResult:
     counts: dict[str, int] = field(default_factory=dict)
     # short human-readable notes about what was skipped and why (first few examples)
     notes: list[str] = field(default_factory=list)
+    # what the dataset's own listings name but the disk lacks, never dropped silently:
+    # {listing file name ("info.csv", "maestro-v3.0.0.csv", ...): [entries, in listing order]}
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     def split_counts(self) -> dict[str, int]:
         out = {s: 0 for s in SPLITS}
         for item in self.items:
             out[item.split] = out.get(item.split, 0) + 1
         return out
+
+    def missing_summary(self, first: int = 3) -> dict[str, dict]:
+        """{listing: {"count": n, "first": [the first `first` entries]}} for each listing with missing entries."""
+        return {listing: {"count": len(entries), "first": entries[:first]}
+                for listing, entries in self.missing.items() if entries}
+
+
+def missing_lines(summary: dict[str, dict]) -> list[str]:
+    """One line per listing of a `ReadResult.missing_summary()`:
+    "2 listed in info.csv are missing; first: drummer1/eval_session/1_funk_80_beat_4-4.mid"."""
+    lines = []
+    for listing, info in summary.items():
+        count = info["count"]
+        verb = "is" if count == 1 else "are"
+        first = f"; first: {info['first'][0]}" if info.get("first") else ""
+        lines.append(f"{count:,} listed in {listing} {verb} missing{first}")
+    return lines
 
 
 def assign_split(identity: str, *, seed: int = 0, validation_split: float = 0.2, test_split: float = 0.0) -> str:
@@ -95,6 +115,7 @@ class Tally:
 
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)
     examples_per_kind: int = 5
 
     def add(self, kind: str, example: str, n: int = 1) -> None:
@@ -102,6 +123,12 @@ class Tally:
         self.counts[kind] = self.counts.get(kind, 0) + n
         if self.counts[kind] - n < self.examples_per_kind:
             self.notes.append(f"{kind}: {example}")
+
+    def add_missing(self, kind: str, listing: str, entry: str, example: str | None = None) -> None:
+        """Count one `kind` for an `entry` that the file `listing` names but the disk lacks, and keep
+        the entry under its listing (`ReadResult.missing`); `example` is the note (default: `entry`)."""
+        self.add(kind, entry if example is None else example)
+        self.missing.setdefault(listing, []).append(entry)
 
 
 def iter_files(root: Path, extensions: tuple[str, ...]):
@@ -298,7 +325,7 @@ def match_labels(labels: dict[str, Any], relative_paths: list[str], label_file: 
     for key, label in ordered:
         hits = lookup(_normalise_key(key))
         if hits is None:
-            tally.add("labels_without_file", f"{label_file.name}: {key}")
+            tally.add_missing("labels_without_file", label_file.name, str(key), f"{label_file.name}: {key}")
         elif len(hits) > 1:
             tally.add("ambiguous_labels", f"{label_file.name}: {key} names {len(hits)} files")
         elif hits[0] in matched or (identities is not None and identities[hits[0]] in labelled):

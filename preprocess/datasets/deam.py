@@ -286,9 +286,11 @@ def _load_distributed(root: Path, seed: int, validation_split: float, test_split
             split=assign_split(str(song_id), seed=seed, validation_split=validation_split, test_split=test_split),
             label_source=LABEL_ANNOTATED, valence=valence, arousal=arousal, metadata=metadata,
         ))
+    audio_prefix = audio_dir.relative_to(root).as_posix()
     for song_id in sorted(set(labels) - seen):
-        tally.add("labels_without_file", f"{labels[song_id][2]}: song_id {song_id}")
-    return ReadResult(NAME, "deam-distributed", root, items, tally.counts, tally.notes)
+        file = labels[song_id][2]
+        tally.add_missing("labels_without_file", file, f"{audio_prefix}/{song_id}.mp3", f"{file}: song_id {song_id}")
+    return ReadResult(NAME, "deam-distributed", root, items, tally.counts, tally.notes, tally.missing)
 
 
 # --- deam-simple ----------------------------------------------------------------------------------
@@ -341,4 +343,4 @@ def _load_simple(root: Path, seed: int, validation_split: float, test_split: flo
             label_source=LABEL_ANNOTATED, valence=valence, arousal=arousal,
             metadata={"label_file": label_file.name},
         ))
-    return ReadResult(NAME, "deam-simple", root, items, tally.counts, tally.notes)
+    return ReadResult(NAME, "deam-simple", root, items, tally.counts, tally.notes, tally.missing)

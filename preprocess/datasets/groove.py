@@ -122,7 +122,7 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
             label_source=LABEL_ANNOTATED if label else LABEL_PROXY,
             valence=label[0] if label else None, arousal=label[1] if label else None, metadata=metadata,
         ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes)
+    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
 
 
 def _entries_from_info(root: Path, tally: Tally) -> list[tuple[str, str, dict]]:
@@ -150,7 +150,7 @@ def _entries_from_info(root: Path, tally: Tally) -> list[tuple[str, str, dict]]:
             continue
         listed.add(relative)
         if not (root / relative).is_file():
-            tally.add("missing_midi", relative)
+            tally.add_missing("missing_midi", INFO_FILE, relative)
             continue
         style, substyle = split_style(row["style"] or "")
         metadata = {

@@ -122,4 +122,4 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
                 arousal=progression["arousal"] if labelled else None,
                 metadata={**progression["extra"], "chords": progression["chords"], "index": index},
             ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes)
+    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)

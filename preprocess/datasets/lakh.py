@@ -152,4 +152,4 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
             label_source=LABEL_ANNOTATED if label else LABEL_PROXY,
             valence=label[0] if label else None, arousal=label[1] if label else None, metadata=metadata,
         ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes)
+    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)

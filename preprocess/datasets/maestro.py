@@ -143,7 +143,7 @@ def _load_metadata(root: Path, path: Path, layout: str) -> ReadResult:
         listed.add(midi)
         file = root / midi
         if not file.is_file():
-            tally.add("missing_midi", midi)
+            tally.add_missing("missing_midi", path.name, midi)
             continue
         metadata = {
             "composer": row["canonical_composer"],
@@ -158,7 +158,7 @@ def _load_metadata(root: Path, path: Path, layout: str) -> ReadResult:
     for relative, _ in iter_files(root, MIDI_EXTENSIONS):
         if relative not in listed:
             tally.add("files_not_in_metadata", relative)
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes)
+    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
 
 
 def _load_bare(root: Path, seed: int, validation_split: float, test_split: float) -> ReadResult:
