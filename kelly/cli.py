@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from export import cli as export_cli
     from kelly import pipeline
     from preprocess import cli as preprocess_cli
+    from preprocess.datasets import cli as datasets_cli
     from train import cli as train_cli
 
     parser = argparse.ArgumentParser(
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    datasets_cli.add_parsers(sub)        # datasets list, datasets download
     preprocess_cli.add_parsers(sub)      # sample-data, preprocess
     train_cli.add_parsers(sub)           # train, evaluate
     export_cli.add_parsers(sub)          # export, verify
