@@ -28,7 +28,7 @@ import pytest
 
 from kelly.cli import main
 from preprocess.datasets import catalog, locate
-from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE
+from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE, DownloadLock
 from preprocess.errors import KellyError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -486,6 +486,16 @@ def test_disk_space_is_checked_before_downloading(archives, server, tmp_path, ca
     err = capsys.readouterr().err
     assert "not enough disk space for lakh/lmd_full" in err and len(err.strip().splitlines()) == 1
     assert server.requests == []
+
+
+def test_one_download_at_a_time_per_datasets_folder(archives, server, tmp_path, capsys):
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    override = write_catalog(tmp_path / "catalog.json", server, archives)
+    with DownloadLock(datasets):
+        assert kelly("datasets", "download", "groove", "--datasets-dir", datasets, "--catalog", override,
+                     "--quiet") == 2
+    assert "another `kelly datasets download` is running" in capsys.readouterr().err and server.requests == []
 
 
 def test_the_table_names_official_addresses_and_every_override_is_checked(tmp_path):

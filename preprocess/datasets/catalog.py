@@ -176,7 +176,8 @@ SOURCES: tuple[Source, ...] = (
                                   size=5_111_599_714, md5="99db7e2a087761a913b2abfb19e86181",
                                   sha256="21559feb2f1c96ca53988fd4d7060b1f2afe1d854fb2a8dcea5ff95cf3cce7e9",
                                   member_root="groove",
-                                  source_note="mirdata datasets/groove_midi.py; tensorflow-datasets url_checksums/groove.txt"),),
+                                  source_note="mirdata datasets/groove_midi.py; "
+                                              "tensorflow-datasets url_checksums/groove.txt"),),
             ),
         ),
     ),
@@ -222,7 +223,8 @@ SOURCES: tuple[Source, ...] = (
         licence="yours",
         subsets=(),
         no_archive=("the chord-progression source has no public archive: write your progressions as JSON "
-                    "([{\"chords\": [\"C\", \"Am\", \"F\", \"G\"], \"emotion\": {\"valence\": 0.5, \"arousal\": 0.7}}]) "
+                    "([{\"chords\": [\"C\", \"Am\", \"F\", \"G\"], "
+                    "\"emotion\": {\"valence\": 0.5, \"arousal\": 0.7}}]) "
                     "into datasets/harmony/chord_progressions.json; datasets/README.md describes the format"),
     ),
 )

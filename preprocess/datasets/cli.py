@@ -38,7 +38,8 @@ def add_parsers(subparsers) -> None:
                          description="One entry per dataset and subset: what it is, its archives and their size, "
                                      "its licence, where it goes, and what the readers find there (layout, items, "
                                      "files its metadata lists that are missing).")
-    lst.add_argument("--datasets-dir", type=Path, default=Path("datasets"), help="the datasets folder (default: ./datasets)")
+    lst.add_argument("--datasets-dir", type=Path, default=Path("datasets"),
+                     help="the datasets folder (default: ./datasets)")
     lst.add_argument("--catalog", default=None, metavar="FILE", help=catalog_help)
     lst.set_defaults(func=list_command)
 
@@ -54,7 +55,8 @@ def add_parsers(subparsers) -> None:
             "public archive (see datasets/README.md for their JSON format).")
     dl.add_argument("names", nargs="+", choices=["all", *names], metavar="NAME",
                     help=f"{', '.join(names)}, or all")
-    dl.add_argument("--datasets-dir", type=Path, default=Path("datasets"), help="the datasets folder (default: ./datasets)")
+    dl.add_argument("--datasets-dir", type=Path, default=Path("datasets"),
+                    help="the datasets folder (default: ./datasets)")
     dl.add_argument("--subset", nargs="+", default=None, metavar="SUBSET",
                     help="fetch these subsets instead of the defaults, e.g. audio (MAESTRO or Groove with audio), "
                          "lmd_matched clean_midi, or maestro/audio")
@@ -114,6 +116,12 @@ def found(datasets_dir: Path, name: str) -> list[str]:
     return [f"{where}: {len(result.items):,} items", *missing_lines(result.missing_summary())]
 
 
+def _published(archive: catalog.Archive) -> str:
+    if not archive.checksum_published:
+        return ""
+    return f", {'sha256' if archive.sha256 else 'md5'} published"
+
+
 def report(datasets_dir: Path, table: dict[str, catalog.Source]) -> str:
     """The text of `kelly datasets list`."""
     from preprocess.datasets.download import installed
@@ -131,8 +139,7 @@ def report(datasets_dir: Path, table: dict[str, catalog.Source]) -> str:
         if not source.subsets:
             lines.append(f"  download: none; {source.no_archive}")
         for subset in source.subsets:
-            archives = ", ".join(f"{a.file_name} ({catalog.human_size(a.display_size())}"
-                                 f"{', ' + ('sha256' if a.sha256 else 'md5') + ' published' if a.checksum_published else ''})"
+            archives = ", ".join(f"{a.file_name} ({catalog.human_size(a.display_size())}{_published(a)})"
                                  for a in subset.archives)
             try:
                 state = installed(subset, datasets_dir, table)

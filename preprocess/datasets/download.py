@@ -376,7 +376,8 @@ def _inspect_members(archive: Archive, path: Path, entries) -> tuple[list[Member
     for index, (name, kind, size, link, mtime) in enumerate(entries):
         parts = _clean_name(name, archive.file_name)
         if kind == "special":
-            raise KellyError(f"{archive.file_name}: entry {name!r} is a device or pipe; refusing to unpack this archive")
+            raise KellyError(f"{archive.file_name}: entry {name!r} is a device or pipe; "
+                             "refusing to unpack this archive")
         if kind == "hardlink":
             link_parts = _clean_name(link, archive.file_name)
             link = _placed(link_parts, archive) or "../outside"
@@ -572,7 +573,8 @@ def installed(subset: Subset, datasets_dir: Path, table: dict[str, catalog.Sourc
                          f"{record.get('files', 0):,} files, {human_size(record.get('bytes'))} unpacked")
     via = f" (as part of {subset.source}/{record['subset']})" if record.get("subset") != subset.name else ""
     return Installed("verified", dest, record,
-                     f"present, verified{via}: {files:,} files, {human_size(size)}, downloaded {record.get('installed', '?')}")
+                     f"present, verified{via}: {files:,} files, {human_size(size)}, "
+                     f"downloaded {record.get('installed', '?')}")
 
 
 # --- one subset ---------------------------------------------------------------------------------------
