@@ -393,6 +393,8 @@ def _inspect_members(archive: Archive, path: Path, entries) -> tuple[list[Member
         member = Member(index, name, placed, kind, size, link, mtime)
         if kind in ("symlink", "hardlink"):
             _check_link(member, archive.file_name, files)
+            if kind == "hardlink":          # installed as a copy of its target
+                member.size = files[member.link].size
         if kind == "file":
             files[placed] = member
         members.append(member)
