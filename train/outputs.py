@@ -36,6 +36,14 @@ def _checkpoint_name(stem: str, kind: str) -> str:
     return f"{stem}_{kind}.pt"
 
 
+def _history_files(output: str | Path, stem: str) -> tuple[Path, Path]:
+    return Path(output) / HISTORY / f"{stem}_history.json", Path(output) / HISTORY / f"{stem}_history.csv"
+
+
+def _plot_files(output: str | Path, stem: str) -> tuple[Path, Path]:
+    return Path(output) / PLOTS / f"{stem}_loss.png", Path(output) / PLOTS / f"{stem}_metric.png"
+
+
 def checkpoint_name(key: str, kind: str = "best") -> str:
     """"emotion", "best" -> "emotionrecognizer_best.pt"."""
     return _checkpoint_name(file_stem(key), kind)
@@ -48,22 +56,19 @@ def checkpoint_path(output: str | Path, key: str, kind: str = "best") -> Path:
 
 def history_paths(output: str | Path, key: str) -> tuple[Path, Path]:
     """(`<output>/history/<classname>_history.json`, the same `.csv`)."""
-    folder = Path(output) / HISTORY
-    return folder / f"{file_stem(key)}_history.json", folder / f"{file_stem(key)}_history.csv"
+    return _history_files(output, file_stem(key))
 
 
 def plot_paths(output: str | Path, key: str) -> tuple[Path, Path]:
     """(`<output>/plots/<classname>_loss.png`, `..._metric.png`)."""
-    folder = Path(output) / PLOTS
-    return folder / f"{file_stem(key)}_loss.png", folder / f"{file_stem(key)}_metric.png"
+    return _plot_files(output, file_stem(key))
 
 
 def output_paths(output: str | Path, key: str, stem: str | None = None) -> list[Path]:
     """Every file a run writes for network `key` (with another `stem`: the same files under that name)."""
     stem = stem or file_stem(key)
     return [Path(output) / CHECKPOINTS / _checkpoint_name(stem, kind) for kind in CHECKPOINT_KINDS] + [
-        Path(output) / HISTORY / f"{stem}_history.json", Path(output) / HISTORY / f"{stem}_history.csv",
-        Path(output) / PLOTS / f"{stem}_loss.png", Path(output) / PLOTS / f"{stem}_metric.png"]
+        *_history_files(output, stem), *_plot_files(output, stem)]
 
 
 def find_checkpoint(checkpoint_dir: str | Path, key: str, kind: str = "best") -> Path:
