@@ -5,14 +5,17 @@
 
 `export` writes one RTNeural JSON per network (the plugin's file names) and verifies each against
 its checkpoint; `verify` checks files already written. Both exit 1 when a file fails, with a
-report naming the file, the layer and the fault.
+report naming the file, the layer and the fault. `export` checks that its output folder can be
+written before it loads anything, and removes the temporaries a killed export left there.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 from pathlib import Path
 
 from preprocess.errors import KellyError
+from train.config import NETWORK_NAMES
 
 NETWORK_KEYS = ("emotion", "melody", "harmony", "dynamics", "groove")
 
@@ -26,7 +29,7 @@ def add_parsers(subparsers) -> None:
                     "metadata block; then verify each file against its checkpoint.",
     )
     p.add_argument("--checkpoint-dir", type=Path, required=True,
-                   help="folder with <network>_best.pt (or a training output folder with checkpoints/)")
+                   help="folder with <classname>_best.pt (or a training output folder with checkpoints/)")
     p.add_argument("--output", type=Path, default=Path("models"), help="folder for the JSON files (default: models/)")
     p.add_argument("--models", nargs="+", choices=NETWORK_KEYS, default=list(NETWORK_KEYS), metavar="NETWORK",
                    help=f"networks to export (default: all of {', '.join(NETWORK_KEYS)})")
@@ -43,7 +46,7 @@ def add_parsers(subparsers) -> None:
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE.json")
     p.add_argument("--check-specs", action="store_true", help="compare layers, sizes, activations and parameter counts with the plugin's")
-    p.add_argument("--checkpoint-dir", type=Path, help="compare outputs with these PyTorch checkpoints (<network>_best.pt)")
+    p.add_argument("--checkpoint-dir", type=Path, help="compare outputs with these PyTorch checkpoints (<classname>_best.pt)")
     p.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint to compare with (default: best)")
     p.add_argument("--rtneural-dir", type=Path, help="an RTNeural checkout: compile a check program and run the files through it")
     p.add_argument("--rtneural-backend", choices=("stl", "eigen"), default="stl",
@@ -55,9 +58,15 @@ def export_networks(checkpoint_dir: str | Path, output: str | Path, keys=NETWORK
     """Export and verify each network; returns [(json path, Report)]."""
     from export.metadata import build_metadata
     from export.rtneural import file_name, model_to_rtneural, write_json
-    from export.verify import find_checkpoint, verify_file
+    from export.verify import verify_file
+    from kelly.files import check_output_dir, remove_stale_temporaries
     from train.checkpoints import load_network
+    from train.outputs import find_checkpoint
 
+    check_output_dir(output, "--output")
+    # temporaries of a killed export: this version's, and the "<name>.json.tmp" of earlier ones
+    names = [file_name(name) for name in NETWORK_NAMES.values()]
+    remove_stale_temporaries(output, targets=names, also=[f"{glob.escape(name)}.tmp" for name in names])
     results = []
     for key in keys:
         checkpoint_path = find_checkpoint(checkpoint_dir, key, which)

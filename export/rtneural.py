@@ -134,11 +134,8 @@ def model_to_rtneural(model) -> dict:
 
 
 def write_json(document: dict, path: str | Path) -> Path:
-    """Write an RTNeural document; strict JSON (no NaN/Infinity literals), compact weights."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, allow_nan=False, separators=(",", ":"))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write an RTNeural document; strict JSON (no NaN/Infinity literals), compact weights.
+    Atomic (`kelly.files.write_text`): KellyError naming the file when it cannot be written."""
+    from kelly.files import write_text
+
+    return write_text(path, json.dumps(document, allow_nan=False, separators=(",", ":")))

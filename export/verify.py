@@ -31,6 +31,7 @@ import numpy as np
 
 from export.reference import ACTIVATION_FUNCTIONS, DenseLayer, LSTMLayer, ReferenceModel
 from preprocess.errors import KellyError
+from train.outputs import find_checkpoint  # noqa: F401  (checkpoint names are defined once, there)
 
 #: max |RTNeural - PyTorch| accepted on any output value (float32 arithmetic)
 TOLERANCE = 1e-5
@@ -542,16 +543,6 @@ def compare_with_reference(document: dict, harness, path: Path, report: Report, 
 
 
 # --- entry points --------------------------------------------------------------------------------
-
-def find_checkpoint(checkpoint_dir: str | Path, key: str, which: str = "best") -> Path:
-    """`<dir>/<key>_<which>.pt`, or `<dir>/checkpoints/<key>_<which>.pt` (a training output folder)."""
-    directory = Path(checkpoint_dir)
-    candidates = [directory / f"{key}_{which}.pt", directory / "checkpoints" / f"{key}_{which}.pt"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise KellyError(f"{candidates[0]}: checkpoint not found (nor {candidates[1]})")
-
 
 def load_model(checkpoint, network: str | None, which: str = "best"):
     """A KellyNetwork from a checkpoint file, a checkpoint folder (picked by `network`, the

@@ -65,6 +65,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
                  models: list[str] | None = None, progress: bool = True, train_settings: dict | None = None) -> dict:
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
     from export.cli import NETWORK_KEYS, export_networks
+    from kelly.files import check_output_dir
     from preprocess.job import format_summary as preprocess_report, run_preprocess
     from train.cli import format_summary as train_report, run_training
     from train.config import TrainOptions, network_key
@@ -74,6 +75,8 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     train_settings = dict(train_settings or {})
     output = Path(output) if output is not None else (SAMPLE_OUTPUT if sample else Path("."))
     cache_dir = Path(cache_dir) if cache_dir is not None else output / "cache"
+    check_output_dir(output, "--output")            # before any stage starts
+    check_output_dir(cache_dir, "--cache-dir")
     stages: dict = {}
 
     if sample:

@@ -7,29 +7,36 @@ from pathlib import Path
 SOURCE_CHOICES = ("all", "deam", "lakh", "maestro", "groove", "harmony")
 
 
+def _number(text: str, kind: type, wanted: str) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int, "a whole number of at least 1")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int, "a whole number (0 or more)")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a fraction in [0, 1)")
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a positive number of seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
@@ -55,7 +62,8 @@ def add_parsers(subparsers) -> None:
                     "and write them to the feature cache. Reruns skip files already done (same content, same "
                     "feature version); a file that crashes or hangs a worker is recorded as failed and the run "
                     "goes on.")
-    p.add_argument("source", choices=SOURCE_CHOICES, help="one source, or all sources found")
+    p.add_argument("source", choices=SOURCE_CHOICES, nargs="?",
+                   help="one source, or all sources found (with --failures: only that source's failures)")
     p.add_argument("--datasets-dir", type=Path, default=Path("datasets"), help="where the datasets are (default: ./datasets)")
     p.add_argument("--cache-dir", type=Path, default=Path("cache"), help="where the cache goes (default: ./cache)")
     p.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: every core)")
@@ -77,12 +85,16 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--shard-megabytes", type=float, default=DEFAULT_SHARD_MEGABYTES,
                    help=f"a shard is also written once its arrays reach this size (default: {DEFAULT_SHARD_MEGABYTES:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--failures", action="store_true",
+                   help="compute nothing: list every failure recorded in --cache-dir, with its reason")
     p.set_defaults(func=preprocess_command)
 
 
 def sample_data_command(args) -> int:
+    from kelly.files import check_output_dir
     from preprocess.sample_data import make_sample_data
 
+    check_output_dir(args.dir, "sample-data DIR")
     summary = make_sample_data(args.dir, seed=args.seed, legacy=args.legacy, small=args.small)
     print(f"sample data {'found' if summary.get('reused') else 'written'} in {args.dir}:")
     for key, value in summary.items():
@@ -91,11 +103,16 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
+    from preprocess.errors import KellyError
     from preprocess.job import format_summary, run_preprocess
 
+    if args.failures:
+        print(format_failures(args.cache_dir, None if args.source in (None, "all") else args.source))
+        return 0
+    if args.source is None:
+        raise KellyError(f"name a source ({', '.join(SOURCE_CHOICES)}), or give --failures to list the failures "
+                         "recorded in the cache")
     if args.scheduler and args.backend != "dask":
-        from preprocess.errors import KellyError
-
         raise KellyError("--scheduler needs --backend dask")
     summary = run_preprocess(
         args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
@@ -105,3 +122,33 @@ def preprocess_command(args) -> int:
         shard_megabytes=args.shard_megabytes, progress=not args.quiet)
     print(format_summary(summary))
     return 0
+
+
+def failures_command_line(cache_dir: str | Path) -> str:
+    """The command that lists every failure recorded in `cache_dir` (quoted for a POSIX shell)."""
+    import shlex
+
+    return f"kelly preprocess --failures --cache-dir {shlex.quote(str(cache_dir))}"
+
+
+def format_failures(cache_dir: str | Path, source: str | None = None) -> str:
+    """Every failure the manifest of `cache_dir` records for the current feature version (or for
+    one source), one line each: the file, the kind (error, crash, timeout) and the reason."""
+    from preprocess.cache.manifest import Manifest, current_feature_version
+
+    with Manifest.open(cache_dir) as manifest:       # KellyError when there is no cache
+        records = manifest.failures(source)
+    where = f"{cache_dir}" + (f", source {source}" if source else "")
+    if not records:
+        return f"no failures recorded in {where} (feature version {current_feature_version()})"
+    lines = [f"{len(records):,} failure(s) recorded in {where} (feature version {current_feature_version()}):"]
+    by_source: dict[str, list] = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    for name, found in by_source.items():
+        lines.append(f"{name} ({len(found):,}):")
+        for record in found:
+            item = "" if record.item_id in record.source_path else f" [item {record.item_id}]"
+            lines.append(f"  {record.source_path}{item}: {record.reason}: {record.error}")
+    lines.append("(`kelly preprocess SOURCE --retry-failed` computes them again)")
+    return "\n".join(lines)

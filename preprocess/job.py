@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from kelly.files import check_output_dir, describe_os_error, make_dir
 from preprocess.cache.manifest import (
     DoneEntry,
     FailureEntry,
@@ -141,8 +142,12 @@ class CacheLock:
         self.handle = None
 
     def __enter__(self) -> "CacheLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
+        make_dir(self.path.parent, "--cache-dir")
+        try:
+            self.handle = open(self.path, "a+")
+        except OSError as exc:
+            raise KellyError(f"{self.path.parent}: cannot write the cache here: {describe_os_error(exc)} "
+                             f"(opening its lock file {self.path.name})") from None
         try:
             import fcntl
 
@@ -598,6 +603,7 @@ def run_preprocess(
         if unknown:
             raise KellyError(f"unknown source {unknown[0]!r}; known: {', '.join(spec.SOURCES)}")
         not_found = []
+    check_output_dir(cache_dir, "--cache-dir")      # before any work starts
     if backend == "dask":
         _check_scheduler(scheduler)
 
@@ -745,14 +751,26 @@ def format_summary(summary: dict) -> str:
         new = summary["new_samples"].get(network, 0)
         lines.append(f"  {network:<9} {splits['train']:>10,} / {splits['validation']:>9,} / {splits['test']:>9,}"
                      + (f"   (+{new:,} this run)" if new else ""))
+    unlisted = 0
     if summary["failures"]:
         lines.append("failures this run:")
         for reason, bucket in sorted(summary["failures"].items()):
             lines.append(f"  {reason}: {bucket['count']:,}")
             for ex in bucket["examples"]:
                 lines.append(f"    {ex['file']}: {ex['error']}")
+            if bucket["count"] > len(bucket["examples"]):
+                lines.append(f"    ... and {bucket['count'] - len(bucket['examples']):,} more")
+                unlisted += bucket["count"] - len(bucket["examples"])
     else:
         lines.append("failures this run: none")
+    failed_before = sum(s["failed_before"] for s in summary["sources"].values())
+    if unlisted or failed_before:
+        from preprocess.cli import failures_command_line
+
+        shown = [f"{unlisted:,} more this run" if unlisted else "",
+                 f"{failed_before:,} from earlier runs" if failed_before else ""]
+        lines.append(f"every failure with its reason ({' and '.join(x for x in shown if x)} not listed above): "
+                     f"{failures_command_line(summary['cache_dir'])}")
     cleanup = {k: v for k, v in summary["cleanup"].items() if v}
     if cleanup:
         lines.append("cleaned up: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cleanup.items()))

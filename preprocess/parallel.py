@@ -320,19 +320,31 @@ def start_workers(workers: int, runner: IsolatedRunner) -> Callable[[], set[int]
             joblib.delayed(os.getpid)() for _ in range(workers))
 
     def wait() -> set[int]:
+        _starting.discard(wait)
         try:
             return set(warming)      # the ids of the worker processes that ran a no-op task
         except Exception:  # a pool that fails to start fails again, and is handled, in isolated_map
             return set()
 
+    _starting.add(wait)
     return wait
+
+
+#: the `wait` of each start_workers whose pool is still starting (nobody waited for it yet)
+_starting: set[Callable[[], set[int]]] = set()
 
 
 def stop_workers() -> None:
     """End the idle processes of joblib's loky pool now, rather than have them linger for its idle
-    timeout (300 s) or be joined one by one at interpreter exit."""
+    timeout (300 s) or be joined one by one at interpreter exit.
+
+    A pool still starting (the caller stopped before waiting for it: an error while it read its
+    inputs) is first let finish its start: ending it with its no-op tasks in flight makes joblib
+    warn that tasks were cancelled, and loky's manager thread can fail with a traceback."""
     from joblib.externals.loky import reusable_executor
 
+    for wait in list(_starting):
+        wait()
     executor = getattr(reusable_executor, "_executor", None)   # the process-wide pool, if one was started
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)

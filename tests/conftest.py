@@ -1,4 +1,4 @@
-"""Shared test fixtures.
+"""Shared test fixtures: the real-file corpus, read-only folders, and writes killed half-way.
 
 The real-file corpus (real MIDI, audio and dataset metadata, kept outside the repository for
 licence reasons) is looked for in ``KELLY_REAL_CORPUS`` or else in ``real-corpus`` under the folder
@@ -24,3 +24,91 @@ def real_corpus() -> Path:
     if not REAL_CORPUS.is_dir():
         pytest.skip(f"real-file corpus not present at {REAL_CORPUS}")
     return REAL_CORPUS
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A function making read-only folders: ``read_only()`` an empty one, ``read_only(folder)`` a
+    read-only view of `folder`'s content (a bind mount: the folder itself is left untouched).
+
+    Root ignores permission bits, so a read-only mount is used where this process may mount
+    (unmounted after the test); an ordinary user gets a folder without write permission instead.
+    Where neither works the test is skipped, with the reason.
+    """
+    import shutil
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(source: Path | None = None) -> Path:
+        target = tmp_path / f"read-only-{len(mounted) + 1}"
+        target.mkdir()
+        if os.name != "posix":
+            pytest.skip("read-only folders are made with mount or chmod: POSIX only")
+        if os.geteuid() != 0:
+            if source is not None:
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            for folder, _, _ in os.walk(target):
+                os.chmod(folder, 0o555)
+            mounted.append(target)
+            return target
+        commands = ([["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)]] if source is None else
+                    [["mount", "--bind", str(source), str(target)],
+                     ["mount", "-o", "remount,bind,ro", str(target)]])
+        for i, command in enumerate(commands):
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                done = subprocess.CompletedProcess(command, 1, "", str(exc))
+            if done.returncode != 0:
+                if i:
+                    subprocess.run(["umount", str(target)], capture_output=True)
+                pytest.skip(f"cannot make a read-only folder here (root, and `{' '.join(command[:3])}` "
+                            f"failed: {done.stderr.strip() or done.returncode})")
+        mounted.append(target)
+        if not os.statvfs(target).f_flag & os.ST_RDONLY:
+            pytest.skip(f"{target}: mounted read-only but writable still")
+        return target
+
+    yield make
+    for target in reversed(mounted):
+        if os.geteuid() != 0:
+            for folder, _, _ in os.walk(target):
+                os.chmod(folder, 0o755)
+        else:
+            subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+#: a process that starts an atomic write of its argument, writes 64 KiB, and is killed mid-write
+_KILLED_WRITE = """
+import os, signal, sys
+from kelly.files import atomic_write
+with atomic_write(sys.argv[1], "wb") as handle:
+    handle.write(b"x" * 65536)
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.fixture
+def killed_write():
+    """A function ``killed_write(path) -> Path``: writes `path` the way kelly-ml writes every file, in
+    a process killed (SIGKILL) half-way through the write; returns the temporary that process left.
+    The file at `path`, if any, is unchanged."""
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def write(path: Path) -> Path:
+        before = set(path.parent.glob(".*.tmp")) if path.parent.is_dir() else set()
+        content = path.read_bytes() if path.exists() else None
+        done = subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(path)], cwd=repo, capture_output=True,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        left = set(path.parent.glob(".*.tmp")) - before
+        assert len(left) == 1 and (path.read_bytes() if path.exists() else None) == content
+        return left.pop()
+
+    return write

@@ -14,7 +14,6 @@ from preprocess.errors import KellyError
 from preprocess.features import audio, spec
 from preprocess.features.audio import AudioError, audio_features, load_audio
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
 SR = 44100
 
 
@@ -193,9 +192,8 @@ def test_clipped_audio_is_recorded_not_rejected(tmp_path):
     assert clean.clipped_fraction == 0.0
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="real-corpus not present")
-def test_real_corpus_audio_gives_finite_features_or_a_recorded_error():
-    paths = sorted(p for p in REAL.rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"})
+def test_real_corpus_audio_gives_finite_features_or_a_recorded_error(real_corpus):
+    paths = sorted(p for p in real_corpus.rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg", ".mp3"})
     assert paths
     ok, errors = [], []
     for path in paths:

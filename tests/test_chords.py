@@ -23,8 +23,6 @@ from preprocess.features.chords import (
 from preprocess.features.embedding import embed
 from preprocess.features.harmony import chord_history, harmony_samples
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
-
 
 def cls(name: str) -> int:
     return VOCABULARY.index(name)
@@ -244,12 +242,11 @@ def test_chord_sequence_drops_n_and_merges_repeats():
         chord_sequence([64])
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="real-corpus not present")
 @pytest.mark.parametrize("name, tonic", [("MidiTok/Mr. Blue Sky.mid", 5), ("midi-dataset/2414Letitbe.mid", 0)])
-def test_real_songs_come_out_in_their_key(name, tonic):
+def test_real_songs_come_out_in_their_key(name, tonic, real_corpus):
     """Mr. Blue Sky (F major, by its key signature) and Let It Be (C major): most bars' chords
     should use only notes of the key's major scale."""
-    pm = pretty_midi.PrettyMIDI(str(REAL / "multitrack_midi" / name))
+    pm = pretty_midi.PrettyMIDI(str(real_corpus / "multitrack_midi" / name))
     onset, offset, pitch, is_drum = note_arrays(pm)
     classes = recognise_chords(onset, offset, pitch, pm.get_downbeats(), is_drum, end=pm.get_end_time())
     chords = classes[classes != NO_CHORD]

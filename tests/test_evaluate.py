@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from train.config import TrainOptions
 from train.data import Rows
 from train.evaluate import evaluate, evaluate_network, format_table, predict_stepwise
 from train.models import build
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from preprocess.errors import KellyError
 from preprocess.features import spec
 from train.checkpoints import FORMAT, save_checkpoint
 from train.models import NETWORKS, count_parameters
+from train.outputs import checkpoint_name
 
 # raw-input statistics like the real features: log-mel dB around -40, embeddings in [-1, 1]
 INPUT_STATISTICS = {
@@ -57,7 +59,7 @@ def write_checkpoint(directory, key: str, seed: int):
         "best_val_loss": 0.4,
         "metrics": {"val_loss": 0.4, "val_mae": 0.11},
     }
-    save_checkpoint(directory / f"{key}_best.pt", checkpoint)
+    save_checkpoint(directory / checkpoint_name(key, "best"), checkpoint)
     return model
 
 
@@ -203,8 +205,54 @@ def test_cli_export_writes_and_verifies(tmp_path, capsys):
 
 def test_cli_export_names_a_missing_checkpoint(tmp_path):
     args = _parser().parse_args(["export", "--checkpoint-dir", str(tmp_path), "--models", "groove"])
-    with pytest.raises(KellyError, match=r"groove_best\.pt: checkpoint not found"):
+    with pytest.raises(KellyError, match=r"groovepredictor_best\.pt: checkpoint not found"):
         args.func(args)
+
+
+def kelly_export(capsys, *argv) -> tuple[int, str, str]:
+    """`kelly export ARGV` in this process: (exit code, stdout, stderr)."""
+    from kelly.cli import main
+
+    code = main(["export", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_export_folder_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys):
+    regular = tmp_path / "FILE"
+    regular.write_text("not a folder")
+    empty = tmp_path / "no checkpoints here"
+    empty.mkdir()                     # the output is checked first: no word of the missing checkpoint
+    for output, fault in ((regular, f"{regular}: is a file, not a folder (--output)"),
+                          (regular / "sub", f"{regular}/sub: cannot be created: {regular} is a file, not a folder "
+                                            "(--output)")):
+        code, out, err = kelly_export(capsys, "--checkpoint-dir", empty, "--output", output, "--models", "dynamics")
+        assert (code, out, err) == (2, "", f"kelly export: error: {fault}\n")
+
+
+def test_a_read_only_export_folder_is_one_line_before_any_work(tmp_path, read_only, capsys):
+    locked = read_only()
+    fault = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    empty = tmp_path / "no checkpoints here"
+    empty.mkdir()
+    for output, expected in ((locked, f"{locked}: cannot write into this folder: {fault} (--output)"),
+                             (locked / "models", f"{locked}/models: cannot be created: {locked}: {fault} (--output)")):
+        code, out, err = kelly_export(capsys, "--checkpoint-dir", empty, "--output", output, "--models", "dynamics")
+        assert (code, out, err) == (2, "", f"kelly export: error: {expected}\n")
+
+
+def test_export_removes_the_temporaries_a_killed_export_left(tmp_path, killed_write):
+    write_checkpoint(tmp_path, "dynamics", 5)
+    models = tmp_path / "models"
+    killed = killed_write(models / "groovepredictor.json")      # a network not exported this time
+    earlier = models / "melodytransformer.json.tmp"              # as earlier versions named theirs
+    earlier.write_text("{")
+    users = [models / "notes.tmp", models / ".notes.txt.tmp"]    # not kelly-ml's: left alone
+    for path in users:
+        path.write_text("mine")
+    (path, verdict), = export_cli.export_networks(tmp_path, models, ["dynamics"])
+    assert verdict.ok and not killed.exists() and not earlier.exists()
+    assert sorted(models.iterdir()) == sorted([path, *users])
 
 
 def test_midi_note_names():

@@ -26,8 +26,6 @@ from preprocess.features.midi import (
 )
 from preprocess.features.proxy_labels import STYLE_VALENCE, onset_tempo, proxy_labels
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
-needs_real = pytest.mark.skipif(not REAL.exists(), reason="real-corpus folder not present")
 
 TPQ = 480                       # ticks per quarter note; at 120 bpm a quarter is 0.5 s
 D = {name: i for i, name in enumerate(spec.DYNAMICS_NAMES)}
@@ -450,38 +448,35 @@ def test_proxy_groove_uses_style_and_annotated_bpm(tmp_path):
 PROGRAM_CHANGE_AT_NOTE = {"All The Small Things.mid"}
 
 
-def real_midi_files(kind: str):
-    return sorted(p for p in (REAL / kind).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+def real_midi_files(root: Path, kind: str):
+    return sorted(p for p in (root / kind).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
 
 
-@needs_real
-def test_real_corpus_parsers_agree():
-    files = [p for kind in ("piano_midi", "multitrack_midi", "drum_midi") for p in real_midi_files(kind)]
-    files += real_midi_files("datasets/mirdata/slakh/babyslakh_16k")
+def test_real_corpus_parsers_agree(real_corpus):
+    files = [p for kind in ("piano_midi", "multitrack_midi", "drum_midi") for p in real_midi_files(real_corpus, kind)]
+    files += real_midi_files(real_corpus, "datasets/mirdata/slakh/babyslakh_16k")
     assert len(files) >= 20
     for path in files:
         a, b = load_notes_symusic(path), load_notes_pretty_midi(path)
         assert_same_notes(a, b, compare_program=path.name not in PROGRAM_CHANGE_AT_NOTE)
 
 
-@needs_real
-def test_real_groove_zero_length_hit_is_dropped():
-    path = REAL / "drum_midi/groove/drummer1/eval_session/2_funk-groove2_105_beat_4-4.mid"
+def test_real_groove_zero_length_hit_is_dropped(real_corpus):
+    path = real_corpus / "drum_midi/groove/drummer1/eval_session/2_funk-groove2_105_beat_4-4.mid"
     raw = symusic.Score(str(path)).note_num()
     assert raw == 324 and len(load_notes(path)) == 323 == len(load_notes_pretty_midi(path))
 
 
-@needs_real
-def test_real_broken_files_raise_midi_error():
-    for path in real_midi_files("broken_midi"):
+def test_real_broken_files_raise_midi_error(real_corpus):
+    for path in real_midi_files(real_corpus, "broken_midi"):
         with pytest.raises(MidiError) as info:
             load_notes(path)
         assert path.name in str(info.value)
 
 
-@needs_real
-def test_real_corpus_features_are_finite_and_in_range():
-    files = [p for kind in ("piano_midi", "multitrack_midi", "drum_midi", "broken_midi") for p in real_midi_files(kind)]
+def test_real_corpus_features_are_finite_and_in_range(real_corpus):
+    files = [p for kind in ("piano_midi", "multitrack_midi", "drum_midi", "broken_midi")
+             for p in real_midi_files(real_corpus, kind)]
     usable = 0
     for path in files:
         try:

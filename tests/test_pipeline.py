@@ -6,6 +6,7 @@ exported files pass `kelly verify --check-specs` against their checkpoints.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -35,15 +36,57 @@ def test_pipeline_writes_every_stage_output(pipeline_run):
     output, done = pipeline_run
     for name in NETWORK_FILES:
         assert (output / "models" / name).is_file(), name
-    for key in spec.NETWORKS:
-        assert (output / "checkpoints" / f"{key}_best.pt").is_file()
-        assert (output / "checkpoints" / f"{key}_latest.pt").is_file()
-        assert (output / "history" / f"{key}_history.json").is_file()
-        assert (output / "plots" / f"{key}_loss.png").stat().st_size > 1000
+    for name in NETWORK_FILES:            # the older guides' names: the class name in lower case
+        stem = name.removesuffix(".json")
+        assert (output / "checkpoints" / f"{stem}_best.pt").is_file()
+        assert (output / "checkpoints" / f"{stem}_latest.pt").is_file()
+        assert (output / "history" / f"{stem}_history.json").is_file()
+        assert (output / "history" / f"{stem}_history.csv").is_file()
+        assert (output / "plots" / f"{stem}_loss.png").stat().st_size > 1000
+        assert (output / "plots" / f"{stem}_metric.png").stat().st_size > 1000
     assert (output / "cache" / "manifest.sqlite").is_file()
-    # the deliberately broken sample files are recorded failures, not a crash of the run
-    assert "failures this run" in done.stdout and "truncated" not in done.stderr.lower()
+    assert not list(output.rglob("*.tmp"))
     assert "every one verified" in done.stdout
+
+
+#: what the preprocess job records for each kind of deliberately broken sample file (the fault's
+#: description up to its first colon -> text the recorded reason holds)
+RECORDED_AS = {
+    "zero-byte file": "error: midi: empty file (0 bytes)",
+    "truncated MIDI": "error: midi: symusic failed",
+    "not MIDI": "error: midi: symusic failed",
+    "not audio": "error: audio: cannot be decoded as audio",
+}
+
+
+def test_every_broken_sample_file_is_a_recorded_failure_with_its_reason(pipeline_run):
+    output, done = pipeline_run
+    made = json.loads((output / "datasets" / ".kelly-sample-data.json").read_text())
+    expected = {path: RECORDED_AS[fault.split(":")[0]] for path, fault in made["faults"].items()}
+    expected.update({path: "error: midi: no notes" for path in made["no_notes"]})
+    assert len(expected) >= 5
+
+    # the run's summary counts them all, and lists them or says how to
+    section = list(itertools.takewhile(lambda line: line.startswith("  "),
+                                       done.stdout.split("failures this run:\n")[1].splitlines()))
+    counted = sum(int(line.split(":")[1]) for line in section if not line.startswith("    "))
+    assert counted == len(expected), done.stdout
+    shown = [line for line in section if line.startswith("    /")]
+    assert 0 < len(shown) <= counted
+    if len(shown) < counted:
+        assert f"kelly preprocess --failures --cache-dir {output / 'cache'}" in done.stdout
+
+    # and `kelly preprocess --failures` lists every one, by name, with its reason
+    listed = kelly("preprocess", "--failures", "--cache-dir", str(output / "cache"))
+    assert listed.returncode == 0, listed.stderr
+    assert f"{len(expected)} failure(s) recorded in {output / 'cache'}" in listed.stdout
+    lines = [line.strip() for line in listed.stdout.splitlines()]
+    for path, reason in expected.items():
+        found = [line for line in lines if line.startswith(f"{output / 'datasets' / path}")]
+        assert len(found) == 1, (path, listed.stdout)
+        assert f": {reason}" in found[0], (path, reason, found[0])
+        if reason.startswith("error: midi: symusic failed"):
+            assert "pretty_midi could not parse it" in found[0]
 
 
 @pytest.mark.parametrize("key", list(spec.NETWORKS))

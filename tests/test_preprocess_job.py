@@ -25,7 +25,6 @@ from preprocess.features.embedding import embed
 from preprocess.job import format_summary, run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
 MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony")
 OPTIONS = dict(progress=False, file_timeout=60)
 
@@ -266,6 +265,8 @@ def test_failures_are_kept_until_retried_or_the_file_changes(midi_datasets, refe
     n_failed = reference[1]["sources"]["lakh"]["failed"]
     again = run_preprocess(["lakh"], datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
     assert again["sources"]["lakh"]["computed"] == 0 and again["sources"]["lakh"]["failed_before"] == n_failed
+    assert (f"every failure with its reason ({n_failed} from earlier runs not listed above): "
+            f"kelly preprocess --failures --cache-dir {cache}") in format_summary(again)
 
     retried = run_preprocess(["lakh"], datasets_dir=datasets, cache_dir=cache, workers=1, retry_failed=True, **OPTIONS)
     assert retried["sources"]["lakh"]["computed"] == n_failed and retried["sources"]["lakh"]["failed"] == n_failed
@@ -302,7 +303,7 @@ def test_limit_force_and_a_new_split_seed(midi_datasets, tmp_path):
     assert all(codes[items[arrays.item_ids[i]]] == s for i, s in zip(arrays.item, arrays.split))
 
 
-def test_bad_inputs_end_as_recorded_failures_and_the_run_goes_on(tmp_path):
+def test_bad_inputs_end_as_recorded_failures_and_the_run_goes_on(tmp_path, capsys):
     lakh = tmp_path / "datasets" / "lakh_midi"
     lakh.mkdir(parents=True)
     good = write_piece(lakh / "good.mid")
@@ -342,6 +343,20 @@ def test_bad_inputs_end_as_recorded_failures_and_the_run_goes_on(tmp_path):
     assert "shorter than one" in failed["short.wav"][2]
     assert summary["sources"]["deam"]["reader_counts"].get("nan_labels") == 1     # a documented skip
     assert summary["sources"]["deam"]["done"] == 2 and summary["sources"]["lakh"]["done"] == 1
+
+    # the summary shows five of the nine, says so, and names the command that lists them all
+    text = format_summary(summary)
+    assert "  error: 9\n" in text and "    ... and 4 more\n" in text
+    assert f"(4 more this run not listed above): kelly preprocess --failures --cache-dir {cache}" in text
+    from kelly.cli import main
+
+    assert main(["preprocess", "--failures", "--cache-dir", str(cache)]) == 0
+    listed = capsys.readouterr().out
+    assert f"9 failure(s) recorded in {cache}" in listed
+    for name, (reason, _, error) in failed.items():
+        assert any(f"/{name}" in line and line.endswith(f": {reason}: {error}") for line in listed.splitlines()), name
+    assert main(["preprocess", "deam", "--failures", "--cache-dir", str(cache)]) == 0
+    assert "3 failure(s) recorded" in capsys.readouterr().out
 
     import h5py
 
@@ -453,15 +468,14 @@ def test_deam_windows_take_dynamic_labels_where_they_exist(sample_data, tmp_path
     np.testing.assert_allclose(mean, arrays.inputs.astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="the real-file corpus is not here")
-def test_real_files_finish_as_done_or_recorded_failures(tmp_path):
+def test_real_files_finish_as_done_or_recorded_failures(tmp_path, real_corpus):
     lakh = tmp_path / "datasets" / "lakh_midi"
     lakh.mkdir(parents=True)
-    broken = sorted((REAL / "broken_midi").rglob("*.mid"))
-    real = sorted((REAL / "multitrack_midi").rglob("*.mid"))[:4] + sorted((REAL / "piano_midi").rglob("*.mid"))[:1]
+    broken = sorted((real_corpus / "broken_midi").rglob("*.mid"))
+    real = sorted((real_corpus / "multitrack_midi").rglob("*.mid"))[:4] + sorted((real_corpus / "piano_midi").rglob("*.mid"))[:1]
     for path in broken + real:
         shutil.copy(path, lakh / f"{path.parent.name}_{path.name}")
-    shutil.copytree(REAL / "drum_midi" / "groove", tmp_path / "datasets" / "groove")
+    shutil.copytree(real_corpus / "drum_midi" / "groove", tmp_path / "datasets" / "groove")
     summary = run_preprocess("all", datasets_dir=tmp_path / "datasets", cache_dir=tmp_path / "cache",
                              workers=2, **OPTIONS)
     failed = failures_by_file(tmp_path / "cache")
@@ -504,3 +518,93 @@ def test_all_sources_stream_through_one_pool_and_a_crash_or_hang_stays_with_its_
     again = run_preprocess("all", datasets_dir=datasets, cache_dir=tmp_path / "cache", workers=2,
                            extract=parallel_tasks.extract_or_crash, progress=False, file_timeout=2)
     assert all(s.get("unchanged") for s in again["sources"].values())     # both completed, fingerprinted
+
+
+# --- where the cache goes, and a run stopped before any work: one clear line ------------------------
+
+def kelly_main(capsys, *argv: str) -> tuple[int, str, str]:
+    """`kelly ARGV` in this process: (exit code, stdout, stderr)."""
+    from kelly.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def the_one_error_line(err: str, command: str = "preprocess") -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kelly {command}: error: "), err
+    return lines[0].removeprefix(f"kelly {command}: error: ")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """The test fails if the job starts its workers or reads a dataset."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the cache folder was checked")
+
+    monkeypatch.setattr("preprocess.job.start_workers", forbidden)
+    monkeypatch.setattr("preprocess.datasets.load_source", forbidden)
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line_before_any_work(midi_datasets, tmp_path, capsys, no_work):
+    regular = tmp_path / "FILE"
+    regular.write_text("not a folder")
+    for cache, fault in ((regular, "is a file, not a folder (--cache-dir)"),
+                         (regular / "sub", f"cannot be created: {regular} is a file, not a folder (--cache-dir)")):
+        code, out, err = kelly_main(capsys, "preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
+                                    "--cache-dir", str(cache), "--quiet")
+        assert code == 2 and out == "" and the_one_error_line(err) == f"{cache}: {fault}"
+    assert regular.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("case", ["empty read-only folder", "complete read-only cache", "below a read-only folder"])
+def test_a_read_only_cache_dir_is_one_line_before_any_work(case, midi_datasets, reference, read_only, capsys, no_work):
+    fault = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    if case == "empty read-only folder":
+        cache = read_only()
+        expected = f"{cache}: cannot write into this folder: {fault} (--cache-dir)"
+    elif case == "complete read-only cache":          # nothing to do, and still nowhere to write
+        cache = read_only(reference[0])
+        assert (cache / "manifest.sqlite").is_file()
+        expected = f"{cache}: cannot write into this folder: {fault} (--cache-dir)"
+    else:
+        cache = read_only() / "sub"
+        expected = f"{cache}: cannot be created: {cache.parent}: {fault} (--cache-dir)"
+    code, out, err = kelly_main(capsys, "preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
+                                "--cache-dir", str(cache), "--quiet")
+    assert code == 2 and out == "" and the_one_error_line(err) == expected
+
+
+def test_the_cache_lock_names_a_folder_it_cannot_write(read_only):
+    from preprocess.job import CacheLock
+
+    cache = read_only()
+    with pytest.raises(KellyError, match=r"cannot write the cache here: (Read-only file system|Permission denied)"):
+        with CacheLock(cache):
+            pass
+
+
+def test_a_reader_error_before_any_work_is_one_line_without_joblib_noise(midi_datasets, tmp_path):
+    """The workers start while the datasets are read; a reader's error stops them without a warning
+    from joblib ("tasks have been cancelled") or a traceback from loky's manager thread."""
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-m", "kelly", "preprocess", "deam", "--datasets-dir",
+                           str(midi_datasets[0]), "--cache-dir", str(cache), "--workers", "2", "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert the_one_error_line(done.stderr).startswith(f"no deam dataset found under {midi_datasets[0]}")
+    assert not cache.exists()
+
+
+def test_a_bad_number_of_workers_is_named_in_plain_words(capsys):
+    from kelly.cli import build_parser
+
+    for value, message in (("abc", "expected a whole number of at least 1, got 'abc'"),
+                           ("0", "must be at least 1, got 0")):
+        with pytest.raises(SystemExit) as stopped:
+            build_parser().parse_args(["preprocess", "all", "--workers", value])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2
+        assert err.strip().splitlines()[-1] == f"kelly preprocess: error: argument --workers: {message}"
+        assert "_positive_int" not in err

@@ -26,8 +26,6 @@ from preprocess.datasets import (
 )
 from preprocess.errors import KellyError
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
-needs_real = pytest.mark.skipif(not REAL.exists(), reason="real-corpus folder not present")
 
 # header lines exactly as DEAM ships them (spaces after the commas; the second file's extra columns)
 DEAM_HEADER_1_2000 = "song_id, valence_mean, valence_std, arousal_mean, arousal_std"
@@ -651,9 +649,8 @@ def test_describe(tmp_path):
 
 # --- the real files -----------------------------------------------------------------------------------
 
-@needs_real
-def test_real_deam_static_csvs(tmp_path):
-    files = sorted((REAL / "metadata" / "DEAM").glob("static_annotations_averaged_songs_*.csv"))
+def test_real_deam_static_csvs(tmp_path, real_corpus):
+    files = sorted((real_corpus / "metadata" / "DEAM").glob("static_annotations_averaged_songs_*.csv"))
     table = deam.read_static_annotations(files)
     assert table["file"].value_counts().to_dict() == {files[0].name: 1744, files[1].name: 58}
     assert table["song_id"].is_unique and table["song_id"].max() == 2058
@@ -671,23 +668,22 @@ def test_real_deam_static_csvs(tmp_path):
     assert items["2001"].valence == pytest.approx((3.2 - 5) / 4) and items["2001"].arousal == pytest.approx((6.6 - 5) / 4)
 
 
-@needs_real
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
-def test_real_maestro_metadata(tmp_path, suffix):
+def test_real_maestro_metadata(tmp_path, suffix, real_corpus):
     import pandas as pd
 
-    source = REAL / "metadata" / "maestro-v3.0.0" / f"maestro-v3.0.0{suffix}"
+    source = real_corpus / "metadata" / "maestro-v3.0.0" / f"maestro-v3.0.0{suffix}"
     table = maestro.read_metadata(source)
     assert len(table) == 1276
     assert table["split"].value_counts().to_dict() == {"train": 962, "test": 177, "validation": 137}
     root = tmp_path / "maestro-v3.0.0"
     root.mkdir()
     shutil.copy(source, root / source.name)
-    reference = pd.read_csv(REAL / "metadata" / "maestro-v3.0.0" / "maestro-v3.0.0.csv")
+    reference = pd.read_csv(real_corpus / "metadata" / "maestro-v3.0.0" / "maestro-v3.0.0.csv")
     chosen = reference.iloc[[0, 500, 1275]]
     for piano, midi in zip(("Maestro_1.mid", "Maestro_3.mid", "Maestro_10.mid"), chosen["midi_filename"]):
         (root / midi).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REAL / "piano_midi" / "MidiTok" / piano, root / midi)
+        shutil.copy(real_corpus / "piano_midi" / "MidiTok" / piano, root / midi)
     result = maestro.load(root)
     assert result.counts == {"missing_midi": 1273}
     assert len(result.missing[source.name]) == 1273 and result.missing[source.name][0] == reference["midi_filename"][1]
@@ -695,11 +691,10 @@ def test_real_maestro_metadata(tmp_path, suffix):
     assert [i.metadata["composer"] for i in result.items] == list(chosen["canonical_composer"])
 
 
-@needs_real
-def test_real_groove_info_csv():
+def test_real_groove_info_csv(real_corpus):
     import pandas as pd
 
-    root = REAL / "drum_midi" / "groove"
+    root = real_corpus / "drum_midi" / "groove"
     info = pd.read_csv(root / "info.csv")
     assert len(info) == 1150 and info["split"].value_counts().to_dict() == {"train": 897, "test": 129, "validation": 124}
     result = groove.load(root)
@@ -716,10 +711,9 @@ def test_real_groove_info_csv():
         assert (parsed["style"], parsed["bpm"]) == (item.metadata["style"], item.metadata["bpm"])
 
 
-@needs_real
-def test_real_multitrack_folder_as_lakh():
-    result = lakh.load(REAL / "multitrack_midi", "midi-folder")
-    files = sorted(p for p in (REAL / "multitrack_midi").rglob("*.mid"))
+def test_real_multitrack_folder_as_lakh(real_corpus):
+    result = lakh.load(real_corpus / "multitrack_midi", "midi-folder")
+    files = sorted(p for p in (real_corpus / "multitrack_midi").rglob("*.mid"))
     assert len(result.items) + result.counts.get("duplicates", 0) == len(files)
     assert all(i.label_source == "proxy" and len(i.item_id) == 32 for i in result.items)
 

@@ -19,8 +19,6 @@ from preprocess.sample_data import MARKER, deam, groove, harmony, lakh, maestro,
 from preprocess.sample_data import music
 from preprocess.sample_data.emotion import arousal_of
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-corpus"
-needs_real = pytest.mark.skipif(not REAL.exists(), reason="real-corpus folder not present")
 
 # Krumhansl-Kessler key profiles, C first
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -150,16 +148,15 @@ def test_deam_csv_format(sample):
         assert line.endswith(",,") and "nan" not in text.lower()                 # empty cells, not "nan"
 
 
-@needs_real
-def test_headers_match_the_real_files(sample):
+def test_headers_match_the_real_files(sample, real_corpus):
     root, _ = sample
-    real_deam = REAL / "metadata" / "DEAM"
+    real_deam = real_corpus / "metadata" / "DEAM"
     for ours, name in ((deam.STATIC_1_2000, "static_annotations_averaged_songs_1_2000.csv"),
                        (deam.STATIC_2000_2058, "static_annotations_averaged_songs_2000_2058.csv")):
         assert (root / ours).read_bytes().split(b"\r\n")[0] == (real_deam / name).read_bytes().split(b"\r\n")[0]
-    real_maestro = (REAL / "metadata/maestro-v3.0.0/maestro-v3.0.0.csv").read_text().splitlines()[0]
+    real_maestro = (real_corpus / "metadata/maestro-v3.0.0/maestro-v3.0.0.csv").read_text().splitlines()[0]
     assert (root / "maestro-v3.0.0/maestro-v3.0.0.csv").read_text().splitlines()[0] == real_maestro
-    real_info = pd.read_csv(REAL / "drum_midi/groove/info.csv")
+    real_info = pd.read_csv(real_corpus / "drum_midi/groove/info.csv")
     ours = pd.read_csv(root / "groove/info.csv")
     assert list(ours.columns) == list(real_info.columns)
     plain = ours.loc[~ours["session"].str.endswith("eval_session"), "style"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,13 +207,13 @@ def test_an_interrupted_run_resumed_ends_bit_for_bit_like_an_uninterrupted_one(k
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         train_network(key, toy_data(key), config, output=tmp_path / "b", progress=False, on_epoch_end=interrupt)
-    assert checkpoints.load_checkpoint(tmp_path / "b/checkpoints" / f"{key}_latest.pt")["epoch"] == 2
+    assert checkpoints.load_checkpoint(checkpoints.checkpoint_path(tmp_path / "b", key, "latest"))["epoch"] == 2
     resumed = train_network(key, toy_data(key), config, output=tmp_path / "b", progress=False, resume=True)
     assert resumed.epochs_run == 2
     assert weights_equal(straight.model.state_dict(), resumed.model.state_dict())
     for kind in ("latest", "best"):
-        a = checkpoints.load_checkpoint(tmp_path / "a/checkpoints" / f"{key}_{kind}.pt")
-        b = checkpoints.load_checkpoint(tmp_path / "b/checkpoints" / f"{key}_{kind}.pt")
+        a = checkpoints.load_checkpoint(checkpoints.checkpoint_path(tmp_path / "a", key, kind))
+        b = checkpoints.load_checkpoint(checkpoints.checkpoint_path(tmp_path / "b", key, kind))
         assert weights_equal(a["model_state"], b["model_state"]) and a["epoch"] == b["epoch"]
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]   # noqa: E731
     assert drop(straight.history) == drop(resumed.history)
@@ -228,7 +229,7 @@ def test_two_epochs_then_resume_to_four_equals_four(tmp_path):
 
 
 def test_resume_without_a_checkpoint_or_from_another_cache_is_an_error(tmp_path):
-    with pytest.raises(KellyError, match="dynamics_latest.pt: checkpoint not found"):
+    with pytest.raises(KellyError, match="dynamicsengine_latest.pt: checkpoint not found"):
         train_network("dynamics", toy_data("dynamics"), fast_config(), output=tmp_path, resume=True, progress=False)
     train_network("dynamics", toy_data("dynamics"), fast_config(epochs=1), output=tmp_path, progress=False,
                   cache_identity="cache-A")
@@ -245,8 +246,8 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     result = train_network(key, d, config, output=tmp_path, progress=False)
     last = result.history[-1]["epoch"]
     assert result.stopped_early and result.best_epoch == last - 3 and last < 30
-    best = checkpoints.load_checkpoint(tmp_path / "checkpoints/groove_best.pt")
-    latest = checkpoints.load_checkpoint(tmp_path / "checkpoints/groove_latest.pt")
+    best = checkpoints.load_checkpoint(tmp_path / "checkpoints/groovepredictor_best.pt")
+    latest = checkpoints.load_checkpoint(tmp_path / "checkpoints/groovepredictor_latest.pt")
     assert best["epoch"] == result.best_epoch and latest["epoch"] == last
     assert weights_equal(result.model.state_dict(), best["model_state"])
     assert not weights_equal(result.model.state_dict(), latest["model_state"])
@@ -259,7 +260,7 @@ def test_history_files_and_plots_hold_the_epochs(tmp_path):
     result = train_network("dynamics", toy_data("dynamics"), fast_config(epochs=3), output=tmp_path, progress=False)
     json_path, csv_path = history_paths(tmp_path, "dynamics")
     from_json, from_csv = read_history_json(json_path), read_history_csv(csv_path)
-    from_checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")["history"]
+    from_checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamicsengine_latest.pt")["history"]
     assert from_json == from_csv == from_checkpoint == result.history
     assert [r["epoch"] for r in from_json] == [1, 2, 3]
     assert all(r["lr"] == 3e-3 and r["seconds"] > 0 and 0 < r["val_metric"] < 1 for r in from_json)
@@ -279,7 +280,7 @@ def test_a_nan_loss_stops_the_network_and_keeps_the_last_good_checkpoint(tmp_pat
             next(d.blocks(TRAIN, torch.device("cpu"))).inputs[3, 0] = float("inf")
     with pytest.raises(TrainingDiverged, match=r"DynamicsEngine: the training loss became nan in epoch 3.*epoch 2"):
         train_network("dynamics", d, fast_config(epochs=5), output=tmp_path, progress=False, on_epoch_end=poison)
-    _, checkpoint = checkpoints.load_network(tmp_path / "checkpoints/dynamics_latest.pt")
+    _, checkpoint = checkpoints.load_network(tmp_path / "checkpoints/dynamicsengine_latest.pt")
     assert checkpoint["epoch"] == 2
     assert all(torch.isfinite(v).all() for v in checkpoint["model_state"].values())
     assert [r["epoch"] for r in read_history_json(history_paths(tmp_path, "dynamics")[0])] == [1, 2]
@@ -289,7 +290,7 @@ def test_a_nan_loss_stops_the_network_and_keeps_the_last_good_checkpoint(tmp_pat
 
 def test_checkpoint_errors_name_the_file_and_the_fault(tmp_path):
     train_network("dynamics", toy_data("dynamics"), fast_config(epochs=1), output=tmp_path, progress=False)
-    good = tmp_path / "checkpoints/dynamics_best.pt"
+    good = tmp_path / "checkpoints/dynamicsengine_best.pt"
     model, checkpoint = checkpoints.load_network(good)
     assert model.name == "DynamicsEngine" and checkpoint["format"] == "kelly-checkpoint-1"
     assert set(checkpoint) >= {"optimizer_state", "scheduler_state", "rng_state", "early_stopping",
@@ -395,7 +396,7 @@ def test_run_training_trains_each_network_and_reports_failures(tmp_path, capsys)
     for key in ("dynamics", "groove"):
         entry = summary["networks"][key]
         assert entry["epochs"] == 3 and entry["val_loss"] < entry["baseline_loss"]
-        assert (tmp_path / f"run/checkpoints/{key}_best.pt").is_file()
+        assert (checkpoints.checkpoint_path(tmp_path / "run", key, "best")).is_file()
         assert all(p.is_file() for p in (*history_paths(tmp_path / "run", key), *plot_paths(tmp_path / "run", key)))
     assert 0 < summary["first_batch_seconds"] < 600
     table = format_summary(summary)
@@ -416,7 +417,7 @@ def test_kelly_train_command_line(tmp_path, capsys):
             "-lr", "0.002", "--config", str(config), "--no-plots", "--no-progress", "-d", "cpu"]
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamicsengine_latest.pt")
     assert (checkpoint["epoch"], checkpoint["config"]["epochs"], checkpoint["config"]["batch_size"],
             checkpoint["config"]["learning_rate"]) == (2, 2, 32, 0.002)
     assert not plot_paths(tmp_path, "dynamics")[0].exists()
@@ -425,7 +426,7 @@ def test_kelly_train_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert args.func(args) == 0
     assert "(streamed)" in capsys.readouterr().out
-    assert checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamics_latest.pt")["epoch"] == 3
+    assert checkpoints.load_checkpoint(tmp_path / "checkpoints/dynamicsengine_latest.pt")["epoch"] == 3
     args = parser.parse_args(["train", "--cache-dir", str(tmp_path / "nowhere"), "-o", str(tmp_path)])
     with pytest.raises(KellyError, match="nowhere: no feature cache here"):
         args.func(args)
@@ -458,3 +459,99 @@ print(" ".join(sorted(sys.modules)))
     assert {m for m in modules if m.startswith("preprocess")} <= allowed
     for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):
         assert heavy not in modules, heavy
+
+
+# --- where the outputs go: names, checks before the first epoch, temporaries of killed runs ---------
+
+def kelly_main(capsys, *argv) -> tuple[int, str, str]:
+    """`kelly ARGV` in this process: (exit code, stdout, stderr)."""
+    from kelly.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def no_epoch(monkeypatch):
+    """The test fails if training reads the cache or starts an epoch."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the output folders were checked")
+
+    monkeypatch.setattr("train.loop.train_network", forbidden)
+    monkeypatch.setattr("train.data.from_cache", forbidden)
+
+
+def test_an_output_that_is_a_file_is_one_line_before_the_first_epoch(tmp_path, capsys, no_epoch):
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
+    regular = tmp_path / "FILE"
+    regular.write_text("not a folder")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("not a folder either")
+    for output, fault in ((regular, f"{regular}: is a file, not a folder (--output)"),
+                          (regular / "sub", f"{regular}/sub: cannot be created: {regular} is a file, not a folder "
+                                            "(--output)"),
+                          (tmp_path / "run", f"{tmp_path}/run/checkpoints: is a file, not a folder (checkpoint folder)")):
+        code, out, err = kelly_main(capsys, "train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
+                                    "-e", "1", "--no-progress", "-d", "cpu")
+        assert (code, out, err) == (2, "", f"kelly train: error: {fault}\n")
+
+
+def test_a_read_only_output_is_one_line_before_the_first_epoch(tmp_path, read_only, capsys, no_epoch):
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
+    locked = read_only()
+    fault = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    for output, expected in ((locked, f"{locked}: cannot write into this folder: {fault} (--output)"),
+                             (locked / "run", f"{locked}/run: cannot be created: {locked}: {fault} (--output)")):
+        code, out, err = kelly_main(capsys, "train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
+                                    "-e", "1", "--no-progress", "-d", "cpu")
+        assert (code, out, err) == (2, "", f"kelly train: error: {expected}\n")
+
+
+def test_train_and_resume_remove_the_temporaries_killed_runs_left(tmp_path, capsys, killed_write):
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
+    run = tmp_path / "run"
+    train = ("train", "--cache-dir", cache, "-o", run, "--models", "dynamics", "--no-progress", "-d", "cpu")
+    history = killed_write(run / "history" / "dynamicsengine_history.json")
+    other = killed_write(run / "plots" / "groovepredictor_loss.png")       # a network not trained this time
+    code, out, _ = kelly_main(capsys, *train, "-e", "2")
+    assert code == 0 and f"removed 2 temporary file(s) an interrupted run left under {run}" in out
+    assert not history.exists() and not other.exists()
+
+    checkpoint = killed_write(run / "checkpoints" / "dynamicsengine_latest.pt")   # killed saving epoch 3
+    assert checkpoint.stat().st_size == 65536
+    code, out, _ = kelly_main(capsys, *train, "-e", "3", "--resume", "dynamicsengine")
+    assert code == 0 and "removed 1 temporary file(s)" in out and not checkpoint.exists()
+    assert checkpoints.load_checkpoint(run / "checkpoints" / "dynamicsengine_latest.pt")["epoch"] == 3
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_outputs_carry_the_class_name_and_a_run_under_the_earlier_names_still_resumes(tmp_path, capsys):
+    from export.cli import export_networks
+    from train.evaluate import evaluate
+    from train.outputs import output_paths
+
+    cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
+    run = tmp_path / "run"
+    train = ("train", "--cache-dir", cache, "-o", run, "--models", "dynamics", "--no-progress", "-d", "cpu")
+    assert kelly_main(capsys, *train, "-e", "2")[0] == 0
+    # the names the older guides document, as the exported file is named (dynamicsengine.json)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == [
+        "checkpoints/dynamicsengine_best.pt", "checkpoints/dynamicsengine_latest.pt",
+        "history/dynamicsengine_history.csv", "history/dynamicsengine_history.json",
+        "plots/dynamicsengine_loss.png", "plots/dynamicsengine_metric.png"]
+
+    # what a run started before this version left: the same files under the cache key
+    for current, earlier in zip(output_paths(run, "dynamics"), output_paths(run, "dynamics", stem="dynamics")):
+        current.rename(earlier)
+    assert (run / "checkpoints" / "dynamics_latest.pt").is_file()
+    report = evaluate(run / "checkpoints", cache, models=["dynamics"])
+    assert report["networks"]["dynamics"]["checkpoint"] == str(run / "checkpoints" / "dynamics_best.pt")
+    (path, verdict), = export_networks(run, tmp_path / "models", ["dynamics"])
+    assert path.name == "dynamicsengine.json" and verdict.ok
+
+    code, out, _ = kelly_main(capsys, *train, "-e", "3", "--resume", "dynamics")
+    assert code == 0 and f"renamed {run / 'checkpoints' / 'dynamics_latest.pt'} to dynamicsengine_latest.pt" in out
+    assert checkpoints.load_checkpoint(run / "checkpoints" / "dynamicsengine_latest.pt")["epoch"] == 3
+    assert [r["epoch"] for r in read_history_json(run / "history" / "dynamicsengine_history.json")] == [1, 2, 3]
+    assert not [p for p in run.rglob("dynamics_*")]

@@ -16,6 +16,7 @@ from export.verify import PLUGIN_NETWORKS, TOLERANCE, pytorch_parameter_count, v
 from preprocess.features import spec
 from train.checkpoints import FORMAT, save_checkpoint
 from train.models import NETWORKS
+from train.outputs import checkpoint_name
 
 
 def trained_like_model(key: str, seed: int):
@@ -35,7 +36,7 @@ def good(tmp_path_factory):
     models = {}
     for seed, key in enumerate(("dynamics", "melody", "groove")):
         model = trained_like_model(key, seed)
-        save_checkpoint(root / "checkpoints" / f"{key}_best.pt", {
+        save_checkpoint(root / "checkpoints" / checkpoint_name(key, "best"), {
             "format": FORMAT, "network": key, "network_name": model.name, "model_state": model.state_dict(),
             "optimizer_state": {}, "epoch": 3, "history": [], "feature_version": spec.FEATURE_VERSION,
             "cache_identity": "cache-test", "config": {}, "best_val_loss": 0.3, "metrics": {},
@@ -257,7 +258,7 @@ def test_wrong_network_for_its_file_name(good, tmp_path):
 def test_a_missing_checkpoint_is_reported(good, tmp_path):
     root, models, files = good
     report = verify_file(files["GroovePredictor"], checkpoint=tmp_path)
-    check_rejected(report, layer=None, words=("groove_best.pt: checkpoint not found",))
+    check_rejected(report, layer=None, words=("groovepredictor_best.pt: checkpoint not found",))
 
 
 def _parser():

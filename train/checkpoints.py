@@ -1,8 +1,10 @@
 """Training checkpoints: where they go, what they hold, and loading them back safely.
 
-`<output>/checkpoints/<key>_latest.pt` is written after every epoch (for --resume) and
-`<key>_best.pt` whenever validation improves (for export and evaluation). Each is written to a
-temporary file beside it and moved into place, so a crash never leaves half a checkpoint.
+`<output>/checkpoints/<classname>_latest.pt` is written after every epoch (for --resume) and
+`<classname>_best.pt` whenever validation improves (for export and evaluation); the names are
+`train.outputs`'. Each is written to a temporary file beside it and moved into place
+(`kelly.files.atomic_write`), so a crash never leaves half a checkpoint, and the next run removes
+the temporary a killed one left.
 
 A checkpoint is a dict loadable with `torch.load(weights_only=True)` (no pickled code):
   format "kelly-checkpoint-1", network (cache key), network_name (class name), model_state,
@@ -16,9 +18,7 @@ nonsense from today's features. `load_network` raises by default (evaluation, ex
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,30 +26,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from kelly.files import atomic_write
 from preprocess.errors import KellyError
 from preprocess.features.spec import FEATURE_VERSION
+from train.outputs import checkpoint_path, find_checkpoint  # noqa: F401  (the names, defined once there)
 
 FORMAT = "kelly-checkpoint-1"
 REQUIRED = ("format", "network", "network_name", "model_state", "epoch", "feature_version", "config")
 
 
-def checkpoint_path(output: str | Path, key: str, kind: str = "best") -> Path:
-    """`<output>/checkpoints/<key>_<kind>.pt`, kind "best" or "latest"."""
-    return Path(output) / "checkpoints" / f"{key}_{kind}.pt"
-
-
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
+    """Write atomically: a temporary file in the same folder, then os.replace (KellyError when
+    the folder cannot be written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save(checkpoint, f)
     return path
 
 

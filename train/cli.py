@@ -1,9 +1,10 @@
 """`kelly train` and `kelly evaluate`.
 
 `kelly train` trains the chosen networks one after another from the cache and writes
-`<output>/checkpoints/`, `history/` and `plots/`. A network that fails (too little data, a NaN
-loss) is reported and the others go on; the exit code is then 1. `run_training(options)` is the
-same run from Python (the pipeline command uses it).
+`<output>/checkpoints/`, `history/` and `plots/` (file names: `train.outputs`). Before the first
+epoch it checks that those folders can be written and removes the temporaries a killed run left
+there. A network that fails (too little data, a NaN loss) is reported and the others go on; the
+exit code is then 1. `run_training(options)` is the same run from Python (the pipeline command uses it).
 
 Nothing heavy is imported at module level: torch, numpy and h5py load when a handler runs.
 """
@@ -61,7 +62,7 @@ def add_parsers(subparsers) -> None:
                    help="a network's cache rows above this are streamed block by block "
                         f"(default: {d.memory_budget_mb:g})")
     p.add_argument("--resume", metavar="MODEL",
-                   help="continue MODEL (or 'all') from checkpoints/<key>_latest.pt; "
+                   help="continue MODEL (key or class name, or 'all') from checkpoints/<classname>_latest.pt; "
                         "its settings come from the checkpoint")
     p.add_argument("--use-synthetic", action="store_true",
                    help="make the sample datasets under <output>/synthetic, preprocess them, and train on that cache")
@@ -74,7 +75,7 @@ def add_parsers(subparsers) -> None:
 
     e = subparsers.add_parser(
         "evaluate", help="held-out metrics of trained networks beside a trivial baseline",
-        description="Evaluate <checkpoint-dir>/<key>_best.pt on the cache's test split (validation when "
+        description="Evaluate <checkpoint-dir>/<classname>_best.pt on the cache's test split (validation when "
                     "there is none); LSTM networks run one step per call as in the plugin.")
     e.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"), help="(default: ./checkpoints)")
     e.add_argument("--cache-dir", type=Path, default=Path("cache"), help="(default: ./cache)")
@@ -102,8 +103,10 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_evaluate(args: argparse.Namespace) -> int:
+    from kelly.files import check_output_dir
     from train.evaluate import evaluate, format_table, write_report
 
+    check_output_dir(args.output.parent, "the folder of --output")
     report = evaluate(args.checkpoint_dir, args.cache_dir, models=_keys(args.models) if args.models else None,
                       device=args.device, kind=args.checkpoint)
     print(format_table(report))
@@ -123,6 +126,7 @@ def run_training(options: TrainOptions | dict) -> dict:
     if options.resume:
         resumed = set(keys) if options.resume == "all" else set(_keys([options.resume]))
         keys = keys if options.resume == "all" else [k for k in keys if k in resumed] or sorted(resumed)
+    prepare_output(options.output, resumed, history=options.write_history, plots=options.write_plots)
     cache_dir = Path(options.cache_dir)
     if options.use_synthetic:
         cache_dir = make_synthetic_cache(Path(options.output) / "synthetic", options.progress)
@@ -171,6 +175,21 @@ def run_training(options: TrainOptions | dict) -> dict:
             samples_per_second=result.samples / result.seconds if result.seconds else None)
     summary["seconds"] = time.perf_counter() - started
     return summary
+
+
+def prepare_output(output: str | Path, resumed=(), *, history: bool = True, plots: bool = True) -> None:
+    """Before any work: check that the output folders can be written (KellyError naming the folder
+    otherwise), remove the temporaries a killed run left there, and give the files of networks
+    about to be resumed from a run made under the earlier names (`emotion_latest.pt`) the current ones."""
+    from train import outputs
+
+    outputs.check_outputs(output, history=history, plots=plots)
+    removed = outputs.remove_stale_outputs(output)
+    if removed:
+        print(f"removed {len(removed)} temporary file(s) an interrupted run left under {output}", flush=True)
+    for key in sorted(resumed):
+        for old, new in outputs.adopt_earlier_names(output, key):
+            print(f"{NETWORK_NAMES[key]}: renamed {old} to {new.name}", flush=True)
 
 
 def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:

@@ -150,17 +150,19 @@ def _training_valence_arousal(data: NetworkData, n: int, sample_rows: int = 4096
 
 def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[str] | None = None,
              device: str = "cpu", kind: str = "best") -> dict:
-    """Evaluate `<checkpoint_dir>/<key>_<kind>.pt` for each network on the cache's held-out rows."""
+    """Evaluate `<checkpoint_dir>/<classname>_<kind>.pt` for each network on the cache's held-out rows
+    (a checkpoint under the earlier name, `<key>_<kind>.pt`, is found too: `train.outputs`)."""
     from preprocess.cache import reader
     from train import data as train_data
     from train.checkpoints import load_network
     from train.loop import resolve_device
+    from train.outputs import checkpoint_name, existing_checkpoint
 
     checkpoint_dir, cache_dir = Path(checkpoint_dir), Path(cache_dir)
     keys = models or list(spec.NETWORKS)
-    found = {k: checkpoint_dir / f"{k}_{kind}.pt" for k in keys if (checkpoint_dir / f"{k}_{kind}.pt").is_file()}
+    found = {k: path for k in keys if (path := existing_checkpoint(checkpoint_dir, k, kind)) is not None}
     if not found:
-        raise KellyError(f"{checkpoint_dir}: no {kind} checkpoints (expected e.g. {keys[0]}_{kind}.pt)")
+        raise KellyError(f"{checkpoint_dir}: no {kind} checkpoints (expected e.g. {checkpoint_name(keys[0], kind)})")
     torch_device = resolve_device(device)
     report = {"cache_dir": str(cache_dir), "cache_identity": reader.cache_identity(cache_dir),
               "checkpoint_dir": str(checkpoint_dir), "networks": {},
@@ -207,10 +209,9 @@ def format_table(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(report), indent=1))
-    return path
+    from kelly.files import write_text
+
+    return write_text(path, json.dumps(_jsonable(report), indent=1))
 
 
 def _fmt(value) -> str:

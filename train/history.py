@@ -1,30 +1,24 @@
-"""Per-epoch training history: `history/<key>_history.json` and `.csv`, `plots/<key>_loss.png` and `_metric.png`.
+"""Per-epoch training history: `history/<classname>_history.json` and `.csv`, `plots/<classname>_loss.png`
+and `_metric.png` (the names are `train.outputs`').
 
 One row per epoch with COLUMNS: train_loss is the mean of the epoch's batch losses, val_loss the
 mean loss per validation window, train_metric/val_metric the network's metric (train.metrics.METRIC)
 over the same, lr the learning rate the epoch ran with, seconds its wall time (validation and
 checkpoints included). The JSON also names the network, its loss and metric and the baseline; the
 CSV holds the rows alone, with full float precision, so both read back equal.
-matplotlib (Agg) and pandas are imported only when writing.
+matplotlib (Agg) and pandas are imported only when writing. Every file is written atomically
+(`kelly.files`), so a reader never sees half of one.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from kelly.files import atomic_write, write_text
+from train.outputs import history_paths, plot_paths  # noqa: F401  (the names, defined once there)
+
 COLUMNS = ("epoch", "train_loss", "val_loss", "train_metric", "val_metric", "lr", "seconds")
-
-
-def history_paths(output: str | Path, key: str) -> tuple[Path, Path]:
-    folder = Path(output) / "history"
-    return folder / f"{key}_history.json", folder / f"{key}_history.csv"
-
-
-def plot_paths(output: str | Path, key: str) -> tuple[Path, Path]:
-    folder = Path(output) / "plots"
-    return folder / f"{key}_loss.png", folder / f"{key}_metric.png"
 
 
 def _finite_or_none(value):
@@ -37,12 +31,11 @@ def write_history(output: str | Path, key: str, rows: list[dict], *, network_nam
     import pandas as pd
 
     json_path, csv_path = history_paths(output, key)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{c: _finite_or_none(row[c]) for c in COLUMNS} for row in rows]
     document = {"network": key, "network_name": network_name, "loss": loss, "metric": metric,
                 "baseline": baseline, "columns": list(COLUMNS), "epochs": rows}
-    _replace(json_path, json.dumps(document, indent=1))
-    _replace(csv_path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, float_format=None))
+    write_text(json_path, json.dumps(document, indent=1))
+    write_text(csv_path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, float_format=None))
     return json_path, csv_path
 
 
@@ -67,7 +60,6 @@ def plot_history(output: str | Path, key: str, rows: list[dict], *, network_name
     from matplotlib import pyplot as plt
 
     loss_path, metric_path = plot_paths(output, key)
-    loss_path.parent.mkdir(parents=True, exist_ok=True)
     epochs = [r["epoch"] for r in rows]
     for path, column, label in ((loss_path, "loss", loss), (metric_path, "metric", metric)):
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
@@ -83,12 +75,9 @@ def plot_history(output: str | Path, key: str, rows: list[dict], *, network_name
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        try:
+            with atomic_write(path, "wb") as handle:
+                fig.savefig(handle, format="png")
+        finally:
+            plt.close(fig)
     return loss_path, metric_path
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
