@@ -277,6 +277,14 @@ def test_real_songs_come_out_in_their_key(name, tonic):
     # and the key's own tonic chord is among the three most frequent
     values, counts = np.unique(chords, return_counts=True)
     assert 5 * tonic in values[np.argsort(counts)[::-1][:3]]
+    # the same at the pace of the beat, weighted by how long each chord lasts
+    track = estimate_chords(load_notes(REAL / "multitrack_midi" / name))
+    sounding = track.chord != NO_CHORD
+    seconds = (track.end - track.start)[sounding]
+    diatonic = np.array([set(np.flatnonzero(chord_templates()[c])) <= scale for c in track.chord[sounding]])
+    assert seconds[diatonic].sum() > 0.7 * seconds.sum()      # Mr. Blue Sky's Eb and A7 are not diatonic
+    longest = np.bincount(track.chord[sounding], weights=seconds, minlength=64)
+    assert 5 * tonic in np.argsort(longest)[::-1][:3]
 
 
 # --- chords at the pace of the beat ----------------------------------------------------------------

@@ -105,3 +105,10 @@ def test_a_minor_song_with_a_strong_relative_major_passage(tmp_path):
     # the chorus is heard inside A minor, or as a move to its relative major: no other key
     tonic, is_minor = track.at(np.arange(8.5, 16.0) * BAR)
     assert set(zip(tonic.tolist(), is_minor.tolist())) <= {(A, True), (C, False)}
+
+
+@pytest.mark.parametrize("name, tonic", [("MidiTok/Mr. Blue Sky.mid", 5), ("midi-dataset/2414Letitbe.mid", C)])
+def test_real_songs_main_key(real_corpus, name, tonic):
+    """Mr. Blue Sky (F major, by its key signature) and Let It Be (C major)."""
+    track = estimate_keys(load_notes(real_corpus / "multitrack_midi" / name))
+    assert track.main == (tonic, False)
