@@ -559,6 +559,7 @@ def beat_frames(notes: "NoteArrays") -> BeatFrames:
 
 
 PRODUCT_ROWS = 256                            # rows per block in `small_product`
+_STAY_BONUS = 1e-9                            # settles exact ties in `best_path` with costs
 
 
 def small_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -642,17 +643,16 @@ def _best_path_costs(scores: np.ndarray, costs: np.ndarray) -> np.ndarray:
     if costs.shape != (n_states, n_states):
         raise ValueError(f"change costs must be [{n_states}, {n_states}], got {list(costs.shape)}")
     costs = costs.copy()
-    np.fill_diagonal(costs, 0.0)
+    np.fill_diagonal(costs, -_STAY_BONUS)                   # staying wins a tie
     states = np.arange(n_states)
     back = np.empty((n_frames, n_states), dtype=np.int64)
+    candidates = np.empty((n_states, n_states))             # [from, to]
     total = scores[0].copy()
     for t in range(1, n_frames):
-        candidates = total[:, None] - costs                  # [from, to]
+        np.subtract(total[:, None], costs, out=candidates)
         come_from = candidates.argmax(axis=0)
-        best = candidates[come_from, states]
-        stay = total >= best
-        back[t] = np.where(stay, states, come_from)
-        total = np.where(stay, total, best) + scores[t]
+        back[t] = come_from
+        total = candidates[come_from, states] + scores[t]
     path = np.empty(n_frames, dtype=np.int64)
     path[-1] = int(total.argmax())
     for t in range(n_frames - 1, 0, -1):
