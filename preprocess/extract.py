@@ -4,7 +4,7 @@
              window, from DEAM's 2-Hz dynamic labels where the window has one, else the static labels.
              Plus the clip summary [128].
     lakh     "melody": inputs = the item's embedding repeated per 1-s window [W, 64], targets = the
-             window's sounding pitches [W, 128]; "harmony": one chord per bar, repeats merged.
+             window's sounding pitches [W, 128]; "harmony": one chord per beat, repeats merged.
     maestro  "dynamics": inputs = the embedding's first 32 values per 2-s window, targets = 16
              expression values; plus "melody" and "harmony" as for lakh.
     groove   "groove": inputs = the embedding per bar [W, 64], targets = 32 groove values (the fill
@@ -171,13 +171,12 @@ def _load_notes(item, *, pitched: bool):
 
 
 def _notes_harmony(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Harmony samples from a MIDI file: one chord per bar, repeats merged; None when too short."""
-    from preprocess.features.chords import chord_sequence, recognise_chords
+    """Harmony samples from a MIDI file: its chords at the pace of the beat, repeats merged; None
+    when too short."""
+    from preprocess.features.chords import chord_sequence, estimate_chords
 
     with stage("harmony"):
-        classes = recognise_chords(notes.onset, notes.offset, notes.pitch, notes.bar_times(), notes.is_drum,
-                                   end=notes.duration)
-        return _progression_samples(chord_sequence(classes), embedding)
+        return _progression_samples(chord_sequence(estimate_chords(notes).chord), embedding)
 
 
 def _progression_samples(sequence: list[int], embedding: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -237,7 +236,7 @@ def extract_deam(item, content_hash: str) -> ItemResult:
 
 
 def extract_lakh(item, content_hash: str) -> ItemResult:
-    """Lakh MIDI -> "melody" (1-s windows) + "harmony" (chords per bar)."""
+    """Lakh MIDI -> "melody" (1-s windows) + "harmony" (chords per beat)."""
     notes = _load_notes(item, pitched=True)
     v, a, attributes = _midi_labels(item, notes)
     embedding = _embedding(v, a)

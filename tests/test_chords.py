@@ -1,6 +1,7 @@
 """Chord vocabulary, the symbol parser, recognition from notes, and HarmonyPredictor samples."""
 from __future__ import annotations
 
+import itertools
 import pickle
 from pathlib import Path
 
@@ -9,19 +10,26 @@ import pretty_midi
 import pytest
 
 from preprocess.features import spec
+from constructed_music import key_of, write_song
 from preprocess.features.chords import (
     NO_CHORD,
     VOCABULARY,
     UnknownChord,
     bar_pitch_class_profiles,
+    beat_frames,
+    beat_phase,
+    best_path,
     chord_class,
+    chord_scores,
     chord_sequence,
     chord_templates,
+    estimate_chords,
     parse_chord,
     recognise_chords,
 )
 from preprocess.features.embedding import embed
 from preprocess.features.harmony import chord_history, harmony_samples
+from preprocess.features.midi import load_notes
 
 
 def cls(name: str) -> int:
@@ -222,6 +230,15 @@ def test_recognise_a_midi_progression(tmp_path):
     assert VOCABULARY[with_drums[4]] != "N"
 
 
+def test_the_same_progression_at_the_pace_of_the_beat(tmp_path):
+    pm = write_progression(tmp_path / "progression.mid")
+    track = estimate_chords(load_notes(tmp_path / "progression.mid"))
+    # the drums-only bar is N, the arpeggios and the passing tone do not split a chord
+    assert [VOCABULARY[c] for c in track.chord] == ["C", "Am", "F", "G7", "N", "C"]
+    assert np.allclose(track.start, [0, 2, 4, 6, 8, 10]) and track.end[-1] == pytest.approx(pm.get_end_time())
+    assert np.array_equal(track.end[:-1], track.start[1:])
+
+
 def test_bars_without_notes_and_no_bars():
     onset, offset, pitch = np.array([0.5]), np.array([1.5]), np.array([64])
     classes = recognise_chords(onset, offset, pitch, np.array([0.0, 2.0, 4.0]), end=6.0)
@@ -257,6 +274,123 @@ def test_real_songs_come_out_in_their_key(name, tonic, real_corpus):
     # and the key's own tonic chord is among the three most frequent
     values, counts = np.unique(chords, return_counts=True)
     assert 5 * tonic in values[np.argsort(counts)[::-1][:3]]
+    # the same at the pace of the beat, weighted by how long each chord lasts
+    track = estimate_chords(load_notes(REAL / "multitrack_midi" / name))
+    sounding = track.chord != NO_CHORD
+    seconds = (track.end - track.start)[sounding]
+    diatonic = np.array([set(np.flatnonzero(chord_templates()[c])) <= scale for c in track.chord[sounding]])
+    assert seconds[diatonic].sum() > 0.7 * seconds.sum()      # Mr. Blue Sky's Eb and A7 are not diatonic
+    longest = np.bincount(track.chord[sounding], weights=seconds, minlength=64)
+    assert 5 * tonic in np.argsort(longest)[::-1][:3]
+
+
+# --- chords at the pace of the beat ----------------------------------------------------------------
+
+def _path_value(scores, path, costs):
+    return scores[np.arange(len(path)), list(path)].sum() - sum(costs[a, b] for a, b in zip(path[:-1], path[1:]))
+
+
+@pytest.mark.parametrize("matrix", [False, True])
+def test_best_path_is_the_best_of_all_paths(matrix):
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        frames, states = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        scores = rng.normal(size=(frames, states))
+        penalty = rng.uniform(0.0, 2.0, size=(states, states)) if matrix else float(rng.uniform(0.0, 2.0))
+        costs = np.broadcast_to(penalty, (states, states)).copy()
+        np.fill_diagonal(costs, 0.0)
+        best = max(_path_value(scores, p, costs) for p in itertools.product(range(states), repeat=frames))
+        path = best_path(scores, penalty)
+        assert path.dtype == np.int64 and path.shape == (frames,)
+        assert _path_value(scores, path, costs) == pytest.approx(best)
+    assert best_path(np.zeros((0, 5)), 1.0).shape == (0,)
+    # a one-frame dip does not pay for two changes; a lasting change does
+    scores = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] + [[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+    assert list(best_path(scores, 0.7)) == [0] * 7 + [1] * 3
+    assert list(best_path(scores, 0.0)) == [0, 0, 0, 1, 0, 0, 0, 1, 1, 1]
+
+
+def test_beat_phase_finds_where_the_notes_begin():
+    beats = np.arange(0.0, 41.0) * 0.5                             # 120 bpm
+    onset = np.arange(0.0, 19.0, 0.5)
+    assert beat_phase(onset, onset + 0.45, beats) == 0.0
+    assert beat_phase(onset + 0.2, onset + 0.65, beats) == pytest.approx(0.4, abs=1 / 48)
+    # off-beat eighths between the beats do not outweigh the longer notes on the beats
+    eighths = onset + 0.25
+    both = np.r_[onset, eighths]
+    assert beat_phase(both, both + np.r_[np.full(onset.size, 0.45), np.full(eighths.size, 0.1)], beats) == 0.0
+    assert beat_phase(np.zeros(0), np.zeros(0), beats) == 0.0
+
+
+def test_chord_scores_hear_sevenths_and_the_bass():
+    def best(pitches, bass):
+        profile = np.zeros((1, 12))
+        for p in pitches:
+            profile[0, p % 12] += 1.0
+        return VOCABULARY[int(chord_scores(profile, np.array([bass])).argmax())]
+
+    assert best([67, 71, 74], 43) == "G" and best([67, 71, 74, 77], 43) == "G7"
+    assert best([60, 64, 67], 48) == "C" and best([60, 64, 67, 71], 48) == "Cmaj7"
+    assert best([64, 67, 72], 52) == "C"            # C over E in the bass, not Em
+    assert best([64, 67, 71], 52) == "Em"
+    assert best([57, 60, 64, 67], 45) == "Am7"
+    silent = chord_scores(np.zeros((1, 12)), np.array([-1]))
+    assert silent.argmax() == NO_CHORD and silent[0, :NO_CHORD].max() == 0.0
+
+
+LET_IT_BE = "C G Am F C G F C " * 2 + "Am G F C C G F C"
+
+
+def test_two_chords_per_bar_of_four_four(tmp_path):
+    """Chords changing every two beats, as in most pop in 4/4: every one is found, where it sounds."""
+    path = write_song(tmp_path / "let_it_be.mid", key_of(LET_IT_BE, 0, False, beats=2), bpm=92)
+    notes = load_notes(path)
+    track = estimate_chords(notes)
+    symbols = LET_IT_BE.split()
+    merged = [s for i, s in enumerate(symbols) if i == 0 or s != symbols[i - 1]]
+    assert [VOCABULARY[c] for c in track.chord] == merged
+    beat = 60.0 / 92
+    changes = [2 * i for i in range(len(symbols)) if i == 0 or symbols[i] != symbols[i - 1]]
+    assert np.allclose(track.start / beat, changes, atol=0.05)
+    assert chord_sequence(track.chord) == [chord_class(s) for s in merged]
+    # one chord per bar cannot: half the chords are lost
+    per_bar = recognise_chords(notes.onset, notes.offset, notes.pitch, notes.bar_times(), notes.is_drum,
+                               end=notes.duration)
+    assert len(chord_sequence(per_bar)) < 0.7 * len(merged)
+
+
+@pytest.mark.parametrize("offset", [0.25, 0.4, 0.75])
+def test_music_off_its_own_beat_grid(tmp_path, offset):
+    """A file whose music sits off its own grid (a pickup written without a partial bar, a
+    transcription with an offset): the beats are taken where the notes begin."""
+    path = write_song(tmp_path / "shifted.mid", key_of(LET_IT_BE, 0, False, beats=2), bpm=92, offset_beats=offset)
+    notes = load_notes(path)
+    assert beat_frames(notes).phase == pytest.approx(offset, abs=0.05)
+    track = estimate_chords(notes)
+    symbols = LET_IT_BE.split()
+    assert [VOCABULARY[c] for c in track.chord] == [s for i, s in enumerate(symbols) if i == 0 or s != symbols[i - 1]]
+    beat = 60.0 / 92
+    assert track.start[0] == 0.0 and np.allclose(track.start[1:] / beat % 2, offset, atol=0.05)
+
+
+def triad(c: int) -> tuple:
+    """(root, minor) of a major or minor class (its seventh dropped), as mir_eval's majmin compares."""
+    chord = parse_chord(VOCABULARY[c])
+    return chord.root, chord.quality in ("min", "m7")
+
+
+def test_three_four_and_a_file_with_no_pitched_notes(tmp_path):
+    waltz = "C Am Dm G7 C F G7 C"
+    notes = load_notes(write_song(tmp_path / "waltz.mid", key_of(waltz, 0, False, beats=3), numerator=3))
+    track = estimate_chords(notes)
+    # a passing tone a step above a chord tone sounds for a fifth of a bar of 3/4, so a triad
+    # may come out as its seventh chord (Dm as Dm7); the triads and the changes are right
+    assert [triad(c) for c in track.chord] == [triad(chord_class(s)) for s in waltz.split()]
+    assert np.allclose(track.start / (60.0 / 96), np.arange(0, 24, 3), atol=0.05)
+    drums = notes.select(notes.is_drum)
+    track = estimate_chords(drums)
+    assert list(track.chord) == [NO_CHORD] and track.start[0] == 0.0 and track.end[-1] == drums.duration
+    assert chord_sequence(track.chord) == []
 
 
 # --- HarmonyPredictor samples --------------------------------------------------------------------

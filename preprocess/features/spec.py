@@ -6,7 +6,7 @@ the version it was trained on.
 """
 from __future__ import annotations
 
-FEATURE_VERSION = "kelly-features-1"
+FEATURE_VERSION = "kelly-features-2"
 
 # --- audio (EmotionRecognizer input) -------------------------------------------------------------
 AUDIO = {
@@ -38,7 +38,9 @@ MIDI = {
     "melody_window_seconds": 1.0,    # MelodyTransformer: one step per second of music
     "dynamics_window_seconds": 2.0,  # DynamicsEngine: one expression vector per 2 s of performance
     "groove_window": "one bar at the file's tempo and time signature (4 beats when it has none)",
-    "harmony_step": "one chord per bar (template matching on the bar's pitch-class profile), repeats merged",
+    "harmony_step": ("one chord per beat (the file's beats shifted to the phase its notes begin; a bass-aware "
+                     "chord model smoothed by Viterbi with a change penalty, preprocess.features.chords."
+                     "estimate_chords), N dropped, repeats merged"),
     "min_notes_per_window": 1,       # windows with fewer notes are not samples (silence teaches nothing)
 }
 
