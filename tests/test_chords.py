@@ -275,7 +275,7 @@ def test_real_songs_come_out_in_their_key(name, tonic, real_corpus):
     values, counts = np.unique(chords, return_counts=True)
     assert 5 * tonic in values[np.argsort(counts)[::-1][:3]]
     # the same at the pace of the beat, weighted by how long each chord lasts
-    track = estimate_chords(load_notes(REAL / "multitrack_midi" / name))
+    track = estimate_chords(load_notes(real_corpus / "multitrack_midi" / name))
     sounding = track.chord != NO_CHORD
     seconds = (track.end - track.start)[sounding]
     diatonic = np.array([set(np.flatnonzero(chord_templates()[c])) <= scale for c in track.chord[sounding]])
