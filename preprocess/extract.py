@@ -191,10 +191,10 @@ def _progression_samples(sequence: list[int], embedding: np.ndarray) -> dict[str
 
 
 def _melody(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
-    from preprocess.features.melody import melody_windows
+    from preprocess.features.melody import melody_targets
 
     with stage("melody"):
-        targets, window = melody_windows(notes)
+        targets, window = melody_targets(notes)
     if len(window) == 0:
         return None
     return _samples(repeat_rows(embedding, len(window)), targets, window)
@@ -327,8 +327,8 @@ def extract_item(item, content_hash: str | None = None) -> ItemResult:
 #: the feature modules each source's extraction imports
 FEATURE_MODULES: dict[str, tuple[str, ...]] = {
     "deam": ("audio", "embedding"),
-    "lakh": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony"),
-    "maestro": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony", "dynamics"),
+    "lakh": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "harmony"),
+    "maestro": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "harmony", "dynamics"),
     "groove": ("midi", "proxy_labels", "embedding", "groove"),
     "harmony": ("embedding", "chords", "harmony"),
 }

@@ -6,7 +6,7 @@ the version it was trained on.
 """
 from __future__ import annotations
 
-FEATURE_VERSION = "kelly-features-1"
+FEATURE_VERSION = "kelly-features-2"
 
 # --- audio (EmotionRecognizer input) -------------------------------------------------------------
 AUDIO = {
@@ -44,6 +44,20 @@ MIDI = {
 
 # --- targets -------------------------------------------------------------------------------------
 MELODY_TARGETS = 128             # fraction of the window during which MIDI pitch p sounds, in [0, 1] (BCE)
+
+#: pitch reference of the pitch-bearing targets (and inputs). "tonic": key-relative, each window moved
+#: so its key's tonic is C, mode kept (preprocess.features.key_relative); "absolute": MIDI pitch as played.
+#: Key-relative melody targets are what let the MelodyTransformer learn major against minor from
+#: pieces in all 24 keys (absolute pitches averaged over keys lose the mode).
+PITCH_REFERENCE = {
+    "melody": "tonic",
+    "harmony": "absolute",
+}
+TONIC_RULE = ("s = tonic if tonic <= 6 else tonic - 12 (tonic: the current key's tonic pitch class, C = 0); "
+              "key-relative pitch = absolute pitch - s; absolute pitch = key-relative pitch + s "
+              "(s in -5..6: the register moves by at most half an octave; the mode is kept)")
+KEY_ESTIMATION = ("one key per file: the best Pearson correlation of the non-drum notes' sounding time per "
+                  "pitch class with the 24 rotated Krumhansl-Kessler key profiles")
 
 DYNAMICS_NAMES = (               # 16 expression values per window, each in [0, 1]
     "velocity_mean",             # mean velocity / 127
