@@ -5,12 +5,14 @@
              Plus the clip summary [128].
     lakh     "melody": inputs = the item's embedding repeated per 1-s window [W, 64], targets = the
              window's sounding pitches [W, 128]; "harmony": one chord per bar, repeats merged.
+             Both at the pitch reference of spec.PITCH_REFERENCE (key-relative: tonic on C).
     maestro  "dynamics": inputs = the embedding's first 32 values per 2-s window, targets = 16
              expression values; plus "melody" and "harmony" as for lakh.
     groove   "groove": inputs = the embedding per bar [W, 64], targets = 32 groove values (the fill
              flag from the metadata's beat_type when present).
     harmony  "harmony": the progression's written chord symbols; an unknown symbol fails the
-             progression (naming the symbol), it is never guessed.
+             progression (naming the symbol), it is never guessed. Key-relative like the others,
+             the key being that of the progression's chord tones.
 
 The embedding is `embed(valence, arousal)` of the item's labels: annotated ones, or for items
 whose label_source is "proxy" the documented proxy labels (`proxy_labels`), recorded in the result
@@ -175,8 +177,13 @@ def _notes_harmony(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None
     from preprocess.features.chords import chord_sequence, recognise_chords
 
     with stage("harmony"):
-        classes = recognise_chords(notes.onset, notes.offset, notes.pitch, notes.bar_times(), notes.is_drum,
+        from preprocess.features.harmony import classes_at_reference
+        from preprocess.features.key_relative import window_keys
+
+        bars = notes.bar_times()
+        classes = recognise_chords(notes.onset, notes.offset, notes.pitch, bars, notes.is_drum,
                                    end=notes.duration)
+        classes = classes_at_reference(classes, window_keys(notes, bars[: len(classes)])[0])
         return _progression_samples(chord_sequence(classes), embedding)
 
 
@@ -292,6 +299,9 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
                                             f"progression {item.item_id}") from exc
     embedding = _embedding(v, a)
     with stage("harmony"):
+        from preprocess.features.harmony import classes_at_reference, progression_key
+
+        classes = classes_at_reference(classes, progression_key(classes)[0])
         harmony = _progression_samples(chord_sequence(classes), embedding)
     return _result(item, content_hash, v, a, {"harmony": harmony},
                    attributes={"chords": " ".join(chords)})
@@ -330,7 +340,7 @@ FEATURE_MODULES: dict[str, tuple[str, ...]] = {
     "lakh": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "harmony"),
     "maestro": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "harmony", "dynamics"),
     "groove": ("midi", "proxy_labels", "embedding", "groove"),
-    "harmony": ("embedding", "chords", "harmony"),
+    "harmony": ("embedding", "chords", "key_relative", "harmony"),
 }
 
 

@@ -78,7 +78,7 @@ def test_export_writes_the_plugins_five_files_and_each_verifies(exported):
                                "harmonypredictor.json", "melodytransformer.json"]
     for name, (path, report) in results.items():
         assert report.ok, report.format()
-        assert report.checks == ["structure", "spec", "numbers"]
+        assert report.checks == ["structure", "features", "spec", "numbers"]
         assert set(report.differences) == {"reference vs pytorch, single step", "reference vs pytorch, 50-step sequence"}
         assert all(d < TOLERANCE for d in report.differences.values()), report.format()
 
@@ -160,6 +160,28 @@ def test_metadata_describes_inputs_outputs_features_and_provenance(exported):
     assert meta["emotionrecognizer.json"]["parameters"]["exported"] == 403_264 - 4 * 128
     assert meta["melodytransformer.json"]["parameters"]["exported"] == 641_664 - 4 * 256
     assert "reset()" in meta["melodytransformer.json"]["wiring"]["stepping"]
+    # every export declares its pitch reference; the key-relative ones carry the rule to invert it
+    assert {name: block["pitch_reference"] for name, block in meta.items()} == {
+        "emotionrecognizer.json": "none", "melodytransformer.json": "tonic", "harmonypredictor.json": "tonic",
+        "dynamicsengine.json": "none", "groovepredictor.json": "none"}
+    for name in ("melodytransformer.json", "harmonypredictor.json"):
+        assert "tonic if tonic <= 6 else tonic - 12" in meta[name]["pitch_reference_rule"]
+        assert meta[name]["features"]["pitch_reference"] == spec.PITCH_REFERENCE
+
+
+def test_verify_refuses_an_export_of_older_features_naming_what_to_redo(exported, tmp_path):
+    from export.verify import verify_file
+
+    _, _, documents = exported
+    for change, words in (({"features": {"version": "kelly-features-1"}}, "feature version 'kelly-features-1'"),
+                          ({"pitch_reference": "absolute"}, "pitch reference 'absolute'")):
+        document = json.loads(json.dumps(documents["melodytransformer.json"]))
+        document["metadata"].update(change)
+        path = tmp_path / "melodytransformer.json"
+        path.write_text(json.dumps(document))
+        report = verify_file(path, check_specs=True)
+        assert not report.ok and words in report.format()
+        assert "kelly preprocess all, kelly train) and export again" in report.format()
 
 
 def test_plugin_contract_matches_the_training_networks():

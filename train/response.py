@@ -176,9 +176,9 @@ def held_out_rows(data):
 def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) -> dict:
     """The emotion-response report of one conditioned network against held-out `rows`
     (train.data.Rows of that network: targets, item, valence, arousal). See the module docstring."""
-    key = model.key
     if grid_size < MIN_GRID_SIZE:
         raise ValueError(f"the emotion-response grid needs at least {MIN_GRID_SIZE} cells per side, got {grid_size}")
+    key = model.key
     names = descriptors.DESCRIPTORS[key]
     cell_valence, cell_arousal, embeddings = grid_embeddings(grid_size)
     model_grid = descriptors.describe(key, model_outputs(model, embeddings, seed=seed))

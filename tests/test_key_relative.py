@@ -1,0 +1,119 @@
+"""Key-relative targets: the key of each window, the shift that puts its tonic on C, and a piece
+written in twelve keys giving the same melody and harmony targets."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from preprocess.datasets.base import Item
+from preprocess.extract import extract_item
+from preprocess.features import spec
+from preprocess.features.harmony import (
+    classes_at_reference, classes_from_tonic, classes_to_tonic, progression_key, transpose_classes)
+from preprocess.features.key_relative import from_tonic, to_tonic, tonic_shift, window_keys
+from preprocess.features.melody import melody_targets, melody_windows
+from preprocess.features.midi import load_notes
+from preprocess.sample_data import maestro, music
+from preprocess.sample_data.lakh import plan_song, song_midi
+from preprocess.sample_data.midi_files import MidiTrack, midi_bytes, second_ticks
+from preprocess.sample_data.seeding import rng_for
+
+
+def test_tonic_shift_keeps_the_register_and_inverts():
+    assert tonic_shift(np.arange(12)).tolist() == [0, 1, 2, 3, 4, 5, 6, -5, -4, -3, -2, -1]
+    rng = np.random.default_rng(0)
+    rows = rng.random((12, 128)).astype(np.float32)
+    rows[:, :12] = rows[:, -12:] = 0.0                  # nothing falls off the ends
+    tonic = np.arange(12)
+    relative = to_tonic(rows, tonic)
+    np.testing.assert_array_equal(from_tonic(relative, tonic), rows)
+    np.testing.assert_array_equal(relative[7], np.roll(rows[7], 5))          # G: up a fourth, not down a fifth
+    np.testing.assert_array_equal(relative[6], np.roll(rows[6], -6))         # F#: down a tritone
+    edge = np.zeros((1, 128), np.float32)
+    edge[0, [0, 127]] = 1.0
+    assert to_tonic(edge, [6]).sum() == 1.0 and to_tonic(edge, [7]).sum() == 1.0   # the pitch pushed out is dropped
+
+
+def _maestro_notes(tmp_path, tonic: int, mode_valence: float, transpose: int = 0, seed: int = 3):
+    """A sample-data piano performance in `tonic` (the same performance in every key: the plan and
+    the random draws are those of the piece on C, moved by `transpose` semitones)."""
+    plan = maestro.plan_piece((mode_valence, 0.3), tonic, rng_for(seed, "plan"))
+    notes, pedal = maestro.perform(plan, rng_for(seed, "perform"))
+    qpm = plan.character.tempo
+    track = MidiTrack(name="", program=0)
+    for onset, length, pitch, velocity in notes:
+        track.notes.append((second_ticks(onset, 384, qpm), max(1, second_ticks(length, 384, qpm)),
+                            pitch + transpose, velocity))
+    path = tmp_path / f"piece_{tonic}_{transpose}_{mode_valence}.midi"
+    path.write_bytes(midi_bytes([track], tpq=384, tempos=[(0, qpm)], time_signature=(plan.beats_per_bar, 4)))
+    return path
+
+
+@pytest.mark.parametrize("valence", [0.6, -0.6], ids=["major", "minor"])
+def test_a_piece_in_twelve_keys_gives_identical_melody_and_harmony_targets(tmp_path, valence):
+    """The piece on C moved by s(k) for every tonic k (-5 .. +6 semitones: each key where the rule
+    puts it) gives the same cached targets; at absolute pitch they all differ."""
+    results, absolute = [], []
+    for k in range(12):
+        path = _maestro_notes(tmp_path, 0, valence, transpose=int(tonic_shift(k)))
+        item = Item("maestro", path.name, path, "train", "annotated", valence, 0.3)
+        results.append(extract_item(item))
+        absolute.append(melody_windows(load_notes(path))[0])
+        tonic, minor = window_keys(load_notes(path), [0.0, 10.0])
+        assert tonic.tolist() == [k, k] and minor.tolist() == [valence < 0] * 2
+    first = results[0].samples
+    assert first["melody"]["targets"].shape[0] > 30 and first["harmony"]["targets"].size > 8
+    for result in results[1:]:
+        for network in ("melody", "harmony"):
+            np.testing.assert_array_equal(result.samples[network]["targets"], first[network]["targets"])
+            np.testing.assert_array_equal(result.samples[network]["inputs"], first[network]["inputs"])
+    assert all(not np.array_equal(a, absolute[0]) for a in absolute[1:])
+    # an octave higher is the same music an octave higher: the register is kept, not folded away
+    up = load_notes(_maestro_notes(tmp_path, 0, valence, transpose=12))
+    np.testing.assert_array_equal(melody_targets(up)[0][:, 12:], first["melody"]["targets"][:, :-12])
+
+
+def test_lakh_song_keys_and_the_absolute_reference(tmp_path):
+    """A multitrack song with drums: the drums stay out of the key, and "absolute" leaves the rows."""
+    for tonic, valence in ((7, 0.5), (2, -0.5)):
+        plan = plan_song(0, (valence, 0.2), tonic, rng_for(1, "plan"))
+        path = tmp_path / f"song{tonic}.mid"
+        path.write_bytes(song_midi(plan, rng_for(1, "song")))
+        notes = load_notes(path)
+        assert np.any(notes.is_drum)
+        keys, minor = window_keys(notes, np.arange(5.0))
+        assert set(keys.tolist()) == {tonic} and set(minor.tolist()) == {valence < 0}
+        rows, window = melody_windows(notes)
+        np.testing.assert_array_equal(melody_targets(notes, pitch_reference="absolute")[0], rows)
+        np.testing.assert_array_equal(melody_targets(notes)[0], to_tonic(rows, keys[:1]))
+        with pytest.raises(ValueError, match="unknown pitch reference"):
+            melody_targets(notes, pitch_reference="relative")
+
+
+def test_chord_classes_move_with_the_key_and_back():
+    from preprocess.features.chords import NO_CHORD, chord_class
+
+    written = ["C", "Am", "F", "G7", "Bdim", "Cmaj7", "Dm7", "N"]
+    classes = np.array([chord_class(c) for c in written])
+    assert progression_key(classes[:-1]) == (0, False)
+    for k in range(12):
+        moved = transpose_classes(classes, k)
+        assert moved[-1] == NO_CHORD
+        assert progression_key(moved) == (k, False)
+        relative = classes_at_reference(moved, progression_key(moved)[0], "tonic")
+        np.testing.assert_array_equal(relative, classes)               # C major is where every key lands
+        np.testing.assert_array_equal(classes_from_tonic(classes_to_tonic(moved, k), k), moved)
+    # a written progression's key: A minor's chords give A minor
+    minor = np.array([chord_class(c) for c in ["Am", "Dm", "E7", "Am", "F", "E7", "Am"]])
+    assert progression_key(minor) == (9, True)
+    assert [chord_class(c) for c in ["Cm", "Fm", "G7"]] == classes_to_tonic(minor[[0, 1, 2]], 9).tolist()
+    assert transpose_classes([chord_class("Bdim")], 1).tolist() == [chord_class("Cdim")]
+    np.testing.assert_array_equal(classes_at_reference(minor, 9, "absolute"), minor)
+
+
+def test_the_pitch_reference_is_recorded_with_the_feature_version():
+    assert spec.FEATURE_VERSION == "kelly-features-2"
+    assert spec.PITCH_REFERENCE == {"melody": "tonic", "harmony": "tonic"}
+    assert "tonic if tonic <= 6 else tonic - 12" in spec.TONIC_RULE
