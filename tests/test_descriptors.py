@@ -146,8 +146,11 @@ def _truth(v, a):
 
 def test_response_follows_a_network_that_has_the_datas_relation_and_not_one_that_ignores_it(tmp_path):
     rows = dynamics_rows()
-    good = response.emotion_response(Oracle(_truth), rows)
+    good = response.emotion_response(Oracle(_truth), rows, train_rows=dynamics_rows(n_items=120, seed=1))
     entries = good["descriptors"]
+    assert good["training_items"] == 120
+    assert entries["velocity_mean"]["training_data_fidelity"] > 0.9                 # other items, the same relation
+    assert abs(entries["articulation"]["training_data_fidelity"]) < 0.5            # noise does not repeat
     assert good["held_out_items"] == 60 and good["cells_with_data"] > 25
     assert entries["velocity_mean"]["tied"] and entries["note_density"]["tied"] and not entries["articulation"]["tied"]
     assert entries["velocity_mean"]["data_arousal_r"] > 0.9 and entries["note_density"]["data_valence_r"] > 0.9

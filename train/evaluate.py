@@ -200,7 +200,7 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
         result.update(checkpoint=str(path), epoch=checkpoint["epoch"], trained_on_cache=trained_on,
                       same_cache=trained_on == report["cache_identity"])
         if key in response.CONDITIONED:
-            emotion = response.emotion_response(model, response.held_out_rows(data),
+            emotion = response.emotion_response(model, response.held_out_rows(data), train_rows=data.rows(TRAIN),
                                                 grid_size=grid_size or response.GRID_SIZE, seed=config["seed"])
             result["emotion_response"] = emotion
             if plots_dir is not None:

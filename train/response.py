@@ -24,12 +24,19 @@ conditional mean it was trained towards. Per descriptor the report gives:
   tied              max(|data_valence_r|, |data_arousal_r|) >= TIE_THRESHOLD: the data ties the
                     descriptor to emotion;
   fidelity          Pearson correlation of model and data over the cells that hold data;
+  training_data_fidelity   the same for the TRAINING data's cell values in place of the model's
+                    (over the cells both hold): what a network that reproduced exactly what it was
+                    shown would score. Cells hold few items, so the data's own noise caps fidelity;
+                    this is that cap, measured;
   range_ratio       model spread / data spread, the spread being the standard deviation over those
                     cells of the least-squares plane d = b0 + bv v + ba a fitted to the values (so
                     the noise of a cell with one item does not count as range); range_ratio_raw
                     is the same with the plain standard deviations of the cell values;
-  model_slopes, data_slopes   (bv, ba) of those planes; slope_signs_agree where the data's slope is
-                    clear (|slope| * 2 above SLOPE_CLEAR of the data spread);
+  model_slopes, data_slopes   (bv, ba) of those planes; slope_ratio model / data per axis (how much
+                    of the data's rise along valence or arousal the model reproduces: the
+                    MelodyTransformer's mode score should rise with valence over at least half the
+                    data's rise, slope_ratio["valence"] >= 0.5); slope_signs_agree where the data's
+                    slope is clear (|slope| * 2 above SLOPE_CLEAR of the data spread);
   followed          for a tied descriptor: fidelity >= FIDELITY_BAR and RANGE_BARS[0] <= range_ratio
                     <= RANGE_BARS[1]; None when not tied.
   model_grid, data_grid, data_rows, data_items   [G][G] lists, row = arousal (low first),
@@ -173,9 +180,27 @@ def held_out_rows(data):
 
 # --- the comparison -------------------------------------------------------------------------------
 
-def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) -> dict:
+def _data_cells(key: str, rows, grid_size: int):
+    """(cell [n] of each labelled row, vectors [n, D], valence [n], arousal [n], item [n], cell
+    descriptors {name: [G*G]}, rows per cell [G*G]) of `rows` binned on the grid."""
+    labelled = np.isfinite(rows.valence) & np.isfinite(rows.arousal)
+    vectors = target_vectors(key, rows.targets[labelled])
+    valence, arousal = rows.valence[labelled].astype(np.float64), rows.arousal[labelled].astype(np.float64)
+    cell = grid_cell(arousal, grid_size) * grid_size + grid_cell(valence, grid_size)
+    cell_means, cell_rows = _group_means(vectors, cell, grid_size * grid_size)
+    grid = descriptors.describe(key, np.nan_to_num(cell_means))
+    return cell, vectors, valence, arousal, rows.item[labelled], grid, cell_rows
+
+
+def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0, train_rows=None) -> dict:
     """The emotion-response report of one conditioned network against held-out `rows`
-    (train.data.Rows of that network: targets, item, valence, arousal). See the module docstring."""
+    (train.data.Rows of that network: targets, item, valence, arousal). See the module docstring.
+
+    With `train_rows` (the rows the network trained on) each descriptor also gets
+    training_data_fidelity: the Pearson correlation over the cells holding both of the training
+    data's cell values with the held-out data's, i.e. the fidelity of a network that reproduced
+    exactly what it was shown. It says how much of the held-out grid any network trained on this
+    data can follow; fidelity is measured against the same held-out cells."""
     if grid_size < MIN_GRID_SIZE:
         raise ValueError(f"the emotion-response grid needs at least {MIN_GRID_SIZE} cells per side, got {grid_size}")
     key = model.key
@@ -183,13 +208,10 @@ def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) 
     cell_valence, cell_arousal, embeddings = grid_embeddings(grid_size)
     model_grid = descriptors.describe(key, model_outputs(model, embeddings, seed=seed))
 
-    labelled = np.isfinite(rows.valence) & np.isfinite(rows.arousal)
-    vectors = target_vectors(key, rows.targets[labelled])
-    item = rows.item[labelled]
-    valence, arousal = rows.valence[labelled].astype(np.float64), rows.arousal[labelled].astype(np.float64)
-    cell = grid_cell(arousal, grid_size) * grid_size + grid_cell(valence, grid_size)
-    cell_means, cell_rows = _group_means(vectors, cell, grid_size * grid_size)
-    data_grid = descriptors.describe(key, np.nan_to_num(cell_means))
+    cell, vectors, valence, arousal, item, data_grid, cell_rows = _data_cells(key, rows, grid_size)
+    train_grid, train_cell_rows = None, None
+    if train_rows is not None:
+        *_, train_grid, train_cell_rows = _data_cells(key, train_rows, grid_size)
     items, first = np.unique(item, return_index=True)
     item_means, _ = _group_means(vectors, np.searchsorted(items, item), len(items))
     item_values = descriptors.describe(key, item_means)
@@ -198,9 +220,10 @@ def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) 
 
     out = {"grid_size": grid_size, "valence": grid_centres(grid_size).tolist(),
            "arousal": grid_centres(grid_size).tolist(), "held_out_items": int(len(items)),
-           "held_out_rows": int(labelled.sum()), "cells_with_data": int(held.sum()),
+           "held_out_rows": int(len(cell)), "cells_with_data": int(held.sum()),
            "data_rows": cell_rows.reshape(grid_size, grid_size).astype(int).tolist(),
            "data_items": cell_items.reshape(grid_size, grid_size).astype(int).tolist(),
+           "training_items": None if train_rows is None else int(len(np.unique(train_rows.item))),
            "descriptors": {}}
     for name, description in names.items():
         model_values, data_values = model_grid[name], np.where(held, data_grid[name], np.nan)
@@ -210,7 +233,11 @@ def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) 
         tied = max(abs(r_valence or 0.0), abs(r_arousal or 0.0)) >= TIE_THRESHOLD
         entry = {"description": description, "data_valence_r": r_valence, "data_arousal_r": r_arousal,
                  "tied": bool(tied), "cells": int(usable.sum()), "fidelity": None, "range_ratio": None,
-                 "range_ratio_raw": None, "model_slopes": None, "data_slopes": None, "slope_signs_agree": None}
+                 "training_data_fidelity": None, "range_ratio_raw": None, "model_slopes": None,
+                 "data_slopes": None, "slope_ratio": None, "slope_signs_agree": None}
+        if train_grid is not None:
+            both = held & (train_cell_rows > 0) & np.isfinite(data_values) & np.isfinite(train_grid[name])
+            entry["training_data_fidelity"] = _pearson(train_grid[name][both], data_values[both])
         if usable.sum() >= 4:
             v, a = cell_valence[usable], cell_arousal[usable]
             model_plane, model_fit = _plane(model_values[usable], v, a)
@@ -222,6 +249,9 @@ def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0) 
             entry["range_ratio_raw"] = float(np.std(model_values[usable])) / raw_spread if raw_spread > 1e-12 else None
             entry["model_slopes"] = {"valence": float(model_plane[1]), "arousal": float(model_plane[2])}
             entry["data_slopes"] = {"valence": float(data_plane[1]), "arousal": float(data_plane[2])}
+            entry["slope_ratio"] = {
+                axis: (entry["model_slopes"][axis] / entry["data_slopes"][axis]
+                       if abs(entry["data_slopes"][axis]) > 1e-12 else None) for axis in ("valence", "arousal")}
             entry["slope_signs_agree"] = {
                 axis: (bool(np.sign(entry["model_slopes"][axis]) == np.sign(entry["data_slopes"][axis]))
                        if abs(entry["data_slopes"][axis]) * 2.0 > SLOPE_CLEAR * max(data_spread, 1e-12) else None)
@@ -258,7 +288,7 @@ def format_summary(table: dict) -> str:
     """The emotion-response table as text: one line per descriptor."""
     lines = ["emotion response (model over the valence/arousal grid vs held-out data): ",
              f"{'network':<10} {'descriptor':<15} {'r(v)':>6} {'r(a)':>6} {'tied':>5} {'fidelity':>8} "
-             f"{'range':>6} {'slope v':>8} {'slope a':>8}  verdict"]
+             f"{'(cap)':>6} {'range':>6} {'slope v':>8} {'slope a':>8}  verdict"]
     for key, rows in table["networks"].items():
         for name, e in rows.items():
             slopes = e.get("model_slopes") or {}
@@ -266,11 +296,13 @@ def format_summary(table: dict) -> str:
             verdict = "-" if e["followed"] is None else ("followed" if e["followed"] else "NOT followed")
             lines.append(
                 f"{key:<10} {name:<15} {_fmt(e['data_valence_r']):>6} {_fmt(e['data_arousal_r']):>6} "
-                f"{'yes' if e['tied'] else 'no':>5} {_fmt(e['fidelity']):>8} {_fmt(e['range_ratio']):>6} "
+                f"{'yes' if e['tied'] else 'no':>5} {_fmt(e['fidelity']):>8} "
+                f"{_fmt(e.get('training_data_fidelity')):>6} {_fmt(e['range_ratio']):>6} "
                 f"{_signs(slopes.get('valence'), data_slopes.get('valence')):>8} "
                 f"{_signs(slopes.get('arousal'), data_slopes.get('arousal')):>8}  {verdict}")
     lines.append(f"{table['followed']} of {table['tied']} descriptor(s) tied to emotion are followed "
-                 "(slopes: model/data sign; tied: |r| >= "
+                 "(slopes: model/data sign; cap: the training data's own fidelity to the held-out cells; "
+                 "tied: |r| >= "
                  f"{TIE_THRESHOLD} over held-out items; followed: fidelity >= {FIDELITY_BAR}, "
                  f"range ratio in [{RANGE_BARS[0]}, {RANGE_BARS[1]}])")
     return "\n".join(lines)
