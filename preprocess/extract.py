@@ -190,7 +190,7 @@ def _notes_harmony(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None
 def _progression_samples(sequence: list[int], embedding: np.ndarray) -> dict[str, np.ndarray] | None:
     from preprocess.features.harmony import harmony_samples
 
-    contexts, targets = harmony_samples(np.asarray(sequence, dtype=np.int64), embedding)
+    contexts, targets = harmony_samples(np.asarray(sequence, dtype=np.int64), embedding, opening=True)
     if len(targets) == 0:
         return None
     return _samples(np.asarray(contexts, dtype=np.float32), np.asarray(targets, dtype=np.int64),

@@ -252,3 +252,17 @@ def test_standardisation_folds_into_a_leading_lstm():
     reference = ReferenceModel.from_document(model_to_rtneural(model))
     sequence = sample_inputs(model, 50, seed=2)
     assert np.abs(reference.run(sequence) - pytorch_outputs(model, sequence, stateful=True)).max() < TOLERANCE
+
+
+def test_a_checkpoint_of_absolute_pitch_features_is_not_exported(tmp_path):
+    """A MelodyTransformer trained before key-relative targets (kelly-features-1) would export
+    absolute pitches under a "tonic" label: export refuses it and says what to redo."""
+    write_checkpoint(tmp_path, "melody", 1)
+    path = tmp_path / "melody_best.pt"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["feature_version"] = "kelly-features-1"
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(KellyError, match=r"trained on features 'kelly-features-1', but this code computes "
+                                         r"'kelly-features-2'; retrain on a cache of the current version"):
+        export_cli.export_networks(tmp_path, tmp_path / "models", ["melody"])
+    assert not (tmp_path / "models" / "melodytransformer.json").exists()

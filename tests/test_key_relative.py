@@ -65,6 +65,9 @@ def test_a_piece_in_twelve_keys_gives_identical_melody_and_harmony_targets(tmp_p
         assert tonic.tolist() == [k, k] and minor.tolist() == [valence < 0] * 2
     first = results[0].samples
     assert first["melody"]["targets"].shape[0] > 30 and first["harmony"]["targets"].size > 8
+    # the progression's opening chord is a sample too, with the empty history the plugin starts from
+    history = first["harmony"]["inputs"][:, spec.EMBEDDING_SIZE:]
+    assert history[0].sum() == 0 and history[1].argmax() == first["harmony"]["targets"][0]
     for result in results[1:]:
         for network in ("melody", "harmony"):
             np.testing.assert_array_equal(result.samples[network]["targets"], first[network]["targets"])

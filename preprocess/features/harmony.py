@@ -8,7 +8,9 @@ tones (`progression_key`); a recognised one's that of its notes.
 
 For a progression c_0, c_1, ..., c_{n} (class indices from preprocess.features.chords, usually
 `chord_sequence`'s output: N dropped, repeats merged) and the piece's emotion embedding [64],
-there is one sample per chord after the first:
+there is one sample per chord after the first, and with `opening=True` (what the cache holds) one
+for the first chord too, with an empty history (i = 0: all zeros), as the plugin starts a
+progression; without it the network never sees the input it gets at every reset():
 
     context_i = [ embedding (64) | history_i (64) ]          float32 [128]
     target_i  = c_i                                           int64, 0..63
@@ -45,8 +47,11 @@ def chord_history(previous: Sequence[int]) -> np.ndarray:
     return (history / top if top > 0 else history).astype(np.float32)
 
 
-def harmony_samples(chord_classes: Sequence[int], embedding) -> tuple[np.ndarray, np.ndarray]:
+def harmony_samples(chord_classes: Sequence[int], embedding, *, opening: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(contexts float32 [n, 128], targets int64 [n]) with n = len(chord_classes) - 1 (0 if shorter).
+
+    opening=True adds the progression's first chord as a sample with an empty history (first,
+    n = len(chord_classes)): what the network sees when the plugin starts a progression.
 
     chord_classes: class indices 0..63. embedding: float32 [64], the piece's emotion embedding.
     Raises ValueError for classes out of range or an embedding of the wrong shape or not finite.
@@ -57,12 +62,13 @@ def harmony_samples(chord_classes: Sequence[int], embedding) -> tuple[np.ndarray
     emb = np.asarray(embedding, dtype=np.float32)
     if emb.shape != (spec.EMBEDDING_SIZE,) or not np.isfinite(emb).all():
         raise ValueError(f"embedding must be {spec.EMBEDDING_SIZE} finite values, got shape {emb.shape}")
-    n = max(classes.size - 1, 0)
+    first = 0 if opening else 1
+    n = max(classes.size - first, 0)
     contexts = np.empty((n, spec.HARMONY_CONTEXT), dtype=np.float32)
     contexts[:, : spec.EMBEDDING_SIZE] = emb
-    for i in range(1, classes.size):
-        contexts[i - 1, spec.EMBEDDING_SIZE:] = chord_history(classes[max(0, i - HISTORY):i])
-    return contexts, classes[1:].copy() if n else np.zeros(0, dtype=np.int64)
+    for i in range(first, classes.size):
+        contexts[i - first, spec.EMBEDDING_SIZE:] = chord_history(classes[max(0, i - HISTORY):i])
+    return contexts, classes[first:].copy() if n else np.zeros(0, dtype=np.int64)
 
 
 # --- pitch reference -----------------------------------------------------------------------------

@@ -38,7 +38,8 @@ MIDI = {
     "melody_window_seconds": 1.0,    # MelodyTransformer: one step per second of music
     "dynamics_window_seconds": 2.0,  # DynamicsEngine: one expression vector per 2 s of performance
     "groove_window": "one bar at the file's tempo and time signature (4 beats when it has none)",
-    "harmony_step": "one chord per bar (template matching on the bar's pitch-class profile), repeats merged",
+    "harmony_step": "one chord per bar (template matching on the bar's pitch-class profile), repeats merged; "
+                    "a sample per chord, the first with an empty history",
     "min_notes_per_window": 1,       # windows with fewer notes are not samples (silence teaches nothing)
 }
 
