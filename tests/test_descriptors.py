@@ -188,3 +188,18 @@ def test_response_runs_every_conditioned_network(key):
     assert outputs.shape == (49, spec.NETWORKS[key][1]) and np.isfinite(outputs).all()
     if key == "harmony":
         assert outputs.sum(axis=1) == pytest.approx(np.ones(49))
+
+
+def test_the_emotion_response_does_not_import_librosa():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from train import evaluate, response\n"
+            "from train.models import build\n"
+            "for key in response.CONDITIONED:\n"
+            "    response.model_outputs(build(key), response.grid_embeddings(7)[2])\n"
+            "print('librosa' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
