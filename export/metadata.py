@@ -78,6 +78,7 @@ def describe_inputs(key: str) -> dict:
                 f"({spec.HARMONY_CLASSES}, one value per vocabulary chord): the last {spec.HARMONY_HISTORY} "
                 "chords, latest first, weighted by history_weights (summed when a chord repeats), "
                 "then divided by the maximum so the largest is 1; all zeros before the first chord"
+                + ("; chords key-relative (see pitch_reference_rule)" if spec.PITCH_REFERENCE["harmony"] == "tonic" else "")
             ),
             "names": embedding_names + [f"history_{chord}" for chord in vocabulary],
             "history_weights": [float(w) for w in HISTORY_WEIGHTS],
@@ -94,6 +95,30 @@ def describe_inputs(key: str) -> dict:
     }
 
 
+def pitch_reference(key: str) -> dict:
+    """How the network's pitches relate to the music: {"pitch_reference": "tonic" | "absolute" |
+    "none", "pitch_reference_rule": what to do with it (None for "none")}.
+
+    "tonic": pitches (melody outputs) or chords (harmony history inputs and outputs) are key-relative,
+    the current key's tonic on C; the plugin adds s(tonic) (spec.TONIC_RULE) to each output and
+    takes it off each chord it feeds back. "none": no pitch goes in or out (EmotionRecognizer,
+    DynamicsEngine, GroovePredictor).
+    """
+    reference = spec.PITCH_REFERENCE.get(key)
+    if reference is None:
+        return {"pitch_reference": "none", "pitch_reference_rule": None}
+    if reference == "absolute":
+        return {"pitch_reference": "absolute", "pitch_reference_rule": "MIDI pitches and chord roots as played"}
+    if key == "melody":
+        rule = ("outputs are key-relative MIDI pitches (the tonic on C, the mode kept): output q is absolute "
+                f"pitch q + s. {spec.TONIC_RULE}. Keys: {spec.KEY_ESTIMATION}")
+    else:
+        rule = ("the chord history (inputs 64-127) and the 64 outputs are key-relative chord classes (the tonic "
+                f"on C): take s off each previous chord before it goes into the history, add s to each output. "
+                f"{spec.TONIC_RULE}. Chords: {spec.CHORD_TONIC_RULE}. Keys: {spec.KEY_ESTIMATION}")
+    return {"pitch_reference": reference, "pitch_reference_rule": rule}
+
+
 def describe_outputs(key: str) -> dict:
     """Size, meaning and per-value names of a network's outputs."""
     n_out = spec.NETWORKS[key][1]
@@ -104,19 +129,24 @@ def describe_outputs(key: str) -> dict:
             "names": [f"embedding_{i:02d}" for i in range(n_out)],
         }
     if key == "melody":
+        relative = spec.PITCH_REFERENCE["melody"] == "tonic"
         return {
             "size": n_out,
             "description": (
                 "per MIDI pitch 0-127, the probability that it sounds in the next "
                 f"{spec.MIDI['melody_window_seconds']:g}-s window (sigmoid; trained on the fraction "
                 "of the window during which the pitch sounds)"
+                + ("; key-relative: names are for a key on C, add s(tonic) (see pitch_reference_rule)"
+                   if relative else "")
             ),
             "names": [midi_note_name(p) for p in range(n_out)],
         }
     if key == "harmony":
         return {
             "size": n_out,
-            "description": f"probability of each chord of the vocabulary for the next bar (softmax); {spec.MIDI['harmony_step']}",
+            "description": f"probability of each chord of the vocabulary for the next bar (softmax); {spec.MIDI['harmony_step']}"
+                           + ("; key-relative chords (see pitch_reference_rule)"
+                              if spec.PITCH_REFERENCE["harmony"] == "tonic" else ""),
             "names": chord_vocabulary(),
         }
     if key == "dynamics":
@@ -219,10 +249,12 @@ def build_metadata(model, checkpoint: dict | None = None, *, checkpoint_path: st
         "inputs": describe_inputs(key),
         "outputs": describe_outputs(key),
         "wiring": wiring(model),
+        **pitch_reference(key),
         "features": {
             "version": spec.FEATURE_VERSION,
             "audio": dict(spec.AUDIO),
             "midi": dict(spec.MIDI),
+            "pitch_reference": dict(spec.PITCH_REFERENCE),
         },
         "emotion_embedding": embedding_definition(),
         "provenance": {

@@ -9,6 +9,9 @@ Three levels, each reported per file, layer and fault:
   they do not parse; as values they are not float32 numbers).
 - spec (`check_specs`): layer types, sizes, activations and parameter count equal the plugin's
   contract (`PLUGIN_NETWORKS`, from the plugin's source; see DESIGN.md).
+- features (whenever the file has a metadata block): it was made with this code's feature version
+  and pitch reference (spec.FEATURE_VERSION, spec.PITCH_REFERENCE); a file from older features
+  would be read by the plugin with the wrong meaning (absolute pitches taken as key-relative).
 - numbers (`checkpoint`): `export.reference` (RTNeural's forward pass in NumPy) against the
   checkpoint's PyTorch model on the same inputs, as independent single steps and as a stateful
   50-step sequence; max |difference| must stay under `TOLERANCE`. A fault is traced to the first
@@ -323,6 +326,30 @@ def identify_network(path: Path, document) -> str | None:
     return by_file.get(path.stem.lower())
 
 
+def check_features(document, network: str | None, report: Report) -> None:
+    """The metadata's feature version and pitch reference against this code's; a file without a
+    metadata block is not checked (RTNeural files may come from elsewhere)."""
+    from preprocess.features import spec
+
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    if not isinstance(metadata, dict):
+        return
+    redo = "retrain on a rebuilt cache (kelly preprocess all, kelly train) and export again"
+    features = metadata.get("features") if isinstance(metadata.get("features"), dict) else {}
+    version = features.get("version")
+    if version != spec.FEATURE_VERSION:
+        report.add(None, f"made with feature version {version!r}, this code computes {spec.FEATURE_VERSION!r}: {redo}")
+        return
+    from train.config import NETWORK_NAMES
+
+    key = {name: key for key, name in NETWORK_NAMES.items()}.get(network or "")
+    expected = spec.PITCH_REFERENCE.get(key, "none") if key else None
+    found = metadata.get("pitch_reference")
+    if expected is not None and found != expected:
+        report.add(None, f"pitch reference {found!r} in the metadata, but {network} is trained with {expected!r} "
+                         f"pitches: {redo}")
+
+
 def pytorch_parameter_count(layers: list[tuple[str, int, int]]) -> int:
     """PyTorch's count for (type, in, out) layers: dense in*out + out; LSTM 4H*in + 4H*H + 2*4H."""
     total = 0
@@ -581,6 +608,9 @@ def verify_file(path: str | Path, *, check_specs: bool = False, checkpoint=None,
     readable = check_structure(document, report)
     structure_ok = report.ok
     report.network = identify_network(path, document)
+    if isinstance(document, dict) and isinstance(document.get("metadata"), dict):
+        report.checks.append("features")
+        check_features(document, report.network, report)
     if check_specs:
         report.checks.append("spec")
         check_spec(path, document, report.network, readable, report)

@@ -8,7 +8,7 @@ Each stage is the same code its own subcommand runs; the pipeline only passes th
     <output>/cache/            the feature cache           (kelly preprocess all)
     <output>/checkpoints/      best/latest per network     (kelly train)
     <output>/history/, plots/
-    <output>/evaluation.json   held-out metrics            (kelly evaluate)
+    <output>/evaluation.json   held-out metrics and emotion response (kelly evaluate; its plots in plots/)
     <output>/models/*.json     RTNeural files, verified    (kelly export, kelly verify --check-specs)
 
 With --sample the datasets are written to <output>/datasets/ (default output: runs/sample).
@@ -107,7 +107,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
 
     checkpoint_dir = output / "checkpoints"
     _stage("evaluate", f"{checkpoint_dir} on the held-out split")
-    report = evaluate(checkpoint_dir, cache_dir, models=trained_keys)
+    report = evaluate(checkpoint_dir, cache_dir, models=trained_keys, plots_dir=output / "plots")
     print(format_table(report))
     stages["evaluate"] = {"path": str(write_report(report, output / "evaluation.json"))}
 

@@ -5,18 +5,20 @@
              Plus the clip summary [128].
     lakh     "melody": inputs = the item's embedding repeated per 1-s window [W, 64], targets = the
              window's sounding pitches [W, 128]; "harmony": one chord per beat, repeats merged.
+             Both at the pitch reference of spec.PITCH_REFERENCE (key-relative: tonic on C).
     maestro  "dynamics": inputs = the embedding's first 32 values per 2-s window, targets = 16
              expression values; plus "melody" and "harmony" as for lakh.
     groove   "groove": inputs = the embedding per bar [W, 64], targets = 32 groove values (the fill
              flag from the metadata's beat_type when present).
     harmony  "harmony": the progression's written chord symbols; an unknown symbol fails the
-             progression (naming the symbol), it is never guessed.
+             progression (naming the symbol), it is never guessed. Key-relative like the others,
+             the key being that of the progression's chord tones.
 
 The embedding is `embed(valence, arousal)` of the item's labels: annotated ones, or for items
 whose label_source is "proxy" the documented proxy labels (`proxy_labels`), recorded in the result
 with the attributes they came from. Every failure raises `ExtractionError` with the stage it
 happened in ("read", "midi", "audio", "labels", "melody", "dynamics", "groove", "chords",
-"harmony", "validate", "samples"); the job records it and goes on.
+"harmony", "keys", "validate", "samples"); the job records it and goes on.
 
 Feature modules are imported inside the functions: the parent process imports this module to
 hand `extract_item` to workers, and only workers pay for scipy.fft, soundfile, soxr and symusic;
@@ -170,30 +172,40 @@ def _load_notes(item, *, pitched: bool):
     return notes
 
 
-def _notes_harmony(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Harmony samples from a MIDI file: its chords at the pace of the beat, repeats merged; None
-    when too short."""
-    from preprocess.features.chords import chord_sequence, estimate_chords
+def _chords_and_keys(notes):
+    """(ChordTrack, KeyTrack) of a file with pitched notes: one pass over its beats serves both."""
+    from preprocess.features.keys import chords_and_keys
+
+    with stage("keys"):
+        return chords_and_keys(notes)
+
+
+def _notes_harmony(chords, keys, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Harmony samples from a MIDI file's chords (at the pace of the beat), each at the pitch
+    reference of the key sounding at its middle, repeats merged; None when too short."""
+    from preprocess.features.chords import chord_sequence
+    from preprocess.features.harmony import classes_at_reference
 
     with stage("harmony"):
-        return _progression_samples(chord_sequence(estimate_chords(notes).chord), embedding)
+        tonic, _ = keys.at((chords.start + chords.end) / 2)
+        return _progression_samples(chord_sequence(classes_at_reference(chords.chord, tonic)), embedding)
 
 
 def _progression_samples(sequence: list[int], embedding: np.ndarray) -> dict[str, np.ndarray] | None:
     from preprocess.features.harmony import harmony_samples
 
-    contexts, targets = harmony_samples(np.asarray(sequence, dtype=np.int64), embedding)
+    contexts, targets = harmony_samples(np.asarray(sequence, dtype=np.int64), embedding, opening=True)
     if len(targets) == 0:
         return None
     return _samples(np.asarray(contexts, dtype=np.float32), np.asarray(targets, dtype=np.int64),
                     np.arange(len(targets)))
 
 
-def _melody(notes, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
-    from preprocess.features.melody import melody_windows
+def _melody(notes, keys, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+    from preprocess.features.melody import melody_targets
 
     with stage("melody"):
-        targets, window = melody_windows(notes)
+        targets, window = melody_targets(notes, keys)
     if len(window) == 0:
         return None
     return _samples(repeat_rows(embedding, len(window)), targets, window)
@@ -240,7 +252,8 @@ def extract_lakh(item, content_hash: str) -> ItemResult:
     notes = _load_notes(item, pitched=True)
     v, a, attributes = _midi_labels(item, notes)
     embedding = _embedding(v, a)
-    samples = {"melody": _melody(notes, embedding), "harmony": _notes_harmony(notes, embedding)}
+    chords, keys = _chords_and_keys(notes)
+    samples = {"melody": _melody(notes, keys, embedding), "harmony": _notes_harmony(chords, keys, embedding)}
     return _result(item, content_hash, v, a, samples, attributes=attributes)
 
 
@@ -254,7 +267,9 @@ def extract_maestro(item, content_hash: str) -> ItemResult:
     with stage("dynamics"):
         targets, window = dynamics_windows(notes)
     dynamics = _samples(repeat_rows(embedding[: spec.DYNAMICS_INPUTS], len(window)), targets, window) if len(window) else None
-    samples = {"dynamics": dynamics, "melody": _melody(notes, embedding), "harmony": _notes_harmony(notes, embedding)}
+    chords, keys = _chords_and_keys(notes)
+    samples = {"dynamics": dynamics, "melody": _melody(notes, keys, embedding),
+               "harmony": _notes_harmony(chords, keys, embedding)}
     return _result(item, content_hash, v, a, samples, attributes=attributes)
 
 
@@ -291,6 +306,9 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
                                             f"progression {item.item_id}") from exc
     embedding = _embedding(v, a)
     with stage("harmony"):
+        from preprocess.features.harmony import classes_at_reference, progression_key
+
+        classes = classes_at_reference(classes, progression_key(classes)[0])
         harmony = _progression_samples(chord_sequence(classes), embedding)
     return _result(item, content_hash, v, a, {"harmony": harmony},
                    attributes={"chords": " ".join(chords)})
@@ -326,10 +344,11 @@ def extract_item(item, content_hash: str | None = None) -> ItemResult:
 #: the feature modules each source's extraction imports
 FEATURE_MODULES: dict[str, tuple[str, ...]] = {
     "deam": ("audio", "embedding"),
-    "lakh": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony"),
-    "maestro": ("midi", "proxy_labels", "embedding", "melody", "chords", "harmony", "dynamics"),
+    "lakh": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "keys", "harmony"),
+    "maestro": ("midi", "proxy_labels", "embedding", "key_relative", "melody", "chords", "keys", "harmony",
+                "dynamics"),
     "groove": ("midi", "proxy_labels", "embedding", "groove"),
-    "harmony": ("embedding", "chords", "harmony"),
+    "harmony": ("embedding", "chords", "key_relative", "harmony"),
 }
 
 

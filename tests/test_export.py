@@ -80,7 +80,7 @@ def test_export_writes_the_plugins_five_files_and_each_verifies(exported):
                                "harmonypredictor.json", "melodytransformer.json"]
     for name, (path, report) in results.items():
         assert report.ok, report.format()
-        assert report.checks == ["structure", "spec", "numbers"]
+        assert report.checks == ["structure", "features", "spec", "numbers"]
         assert set(report.differences) == {"reference vs pytorch, single step", "reference vs pytorch, 50-step sequence"}
         assert all(d < TOLERANCE for d in report.differences.values()), report.format()
 
@@ -162,6 +162,28 @@ def test_metadata_describes_inputs_outputs_features_and_provenance(exported):
     assert meta["emotionrecognizer.json"]["parameters"]["exported"] == 403_264 - 4 * 128
     assert meta["melodytransformer.json"]["parameters"]["exported"] == 641_664 - 4 * 256
     assert "reset()" in meta["melodytransformer.json"]["wiring"]["stepping"]
+    # every export declares its pitch reference; the key-relative ones carry the rule to invert it
+    assert {name: block["pitch_reference"] for name, block in meta.items()} == {
+        "emotionrecognizer.json": "none", "melodytransformer.json": "tonic", "harmonypredictor.json": "tonic",
+        "dynamicsengine.json": "none", "groovepredictor.json": "none"}
+    for name in ("melodytransformer.json", "harmonypredictor.json"):
+        assert "tonic if tonic <= 6 else tonic - 12" in meta[name]["pitch_reference_rule"]
+        assert meta[name]["features"]["pitch_reference"] == spec.PITCH_REFERENCE
+
+
+def test_verify_refuses_an_export_of_older_features_naming_what_to_redo(exported, tmp_path):
+    from export.verify import verify_file
+
+    _, _, documents = exported
+    for change, words in (({"features": {"version": "kelly-features-1"}}, "feature version 'kelly-features-1'"),
+                          ({"pitch_reference": "absolute"}, "pitch reference 'absolute'")):
+        document = json.loads(json.dumps(documents["melodytransformer.json"]))
+        document["metadata"].update(change)
+        path = tmp_path / "melodytransformer.json"
+        path.write_text(json.dumps(document))
+        report = verify_file(path, check_specs=True)
+        assert not report.ok and words in report.format()
+        assert "kelly preprocess all, kelly train) and export again" in report.format()
 
 
 def test_plugin_contract_matches_the_training_networks():
@@ -278,3 +300,17 @@ def test_standardisation_folds_into_a_leading_lstm():
     reference = ReferenceModel.from_document(model_to_rtneural(model))
     sequence = sample_inputs(model, 50, seed=2)
     assert np.abs(reference.run(sequence) - pytorch_outputs(model, sequence, stateful=True)).max() < TOLERANCE
+
+
+def test_a_checkpoint_of_absolute_pitch_features_is_not_exported(tmp_path):
+    """A MelodyTransformer trained before key-relative targets (kelly-features-1) would export
+    absolute pitches under a "tonic" label: export refuses it and says what to redo."""
+    write_checkpoint(tmp_path, "melody", 1)
+    path = tmp_path / checkpoint_name("melody")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["feature_version"] = "kelly-features-1"
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(KellyError, match=r"trained on features 'kelly-features-1', but this code computes "
+                                         rf"'{spec.FEATURE_VERSION}'; retrain on a cache of the current version"):
+        export_cli.export_networks(tmp_path, tmp_path / "models", ["melody"])
+    assert not (tmp_path / "models" / "melodytransformer.json").exists()

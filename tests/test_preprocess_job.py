@@ -409,7 +409,7 @@ def test_unknown_chord_fails_only_its_progression_and_dynamic_labels_map_to_wind
     assert error["item_id"] == "chord_progressions.json#1" and error["stage"] == "chords"
     assert "'Xq9'" in error["error"]
     arrays = reader.load_network(tmp_path / "cache", "harmony")
-    assert len(arrays) == 3 + 4                               # n - 1 transitions per progression
+    assert len(arrays) == 4 + 5                               # the opening chord and n - 1 transitions per progression
 
     # DEAM's 2-Hz dynamic labels from 15 s: sample k belongs to window 30 + k
     v, a, labelled = dynamic_label_windows(40, np.array([0.1, 0.2, np.nan, 0.4]), np.array([0.5, 0.6, 0.7, np.nan]))

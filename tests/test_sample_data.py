@@ -460,3 +460,52 @@ def test_reuses_its_own_folder_and_refuses_others(sample, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(KellyError, match="not a folder"):
         make_sample_data(tmp_path / "file")
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+KEY_NAMES = {name: pc for pc, name in enumerate(music.SHARP_NAMES)} | {name: pc for pc, name in enumerate(music.FLAT_NAMES)}
+
+
+def _parses(path) -> bool:
+    try:
+        symusic.Score(path)
+    except RuntimeError:
+        return False                                     # the truncated file
+    return True
+
+
+def _even(keys: list[tuple[int, str]]) -> None:
+    """Within each mode, every tonic is used equally often to within one piece."""
+    for mode in ("major", "minor"):
+        counts = np.bincount([t for t, m in keys if m == mode], minlength=12)
+        assert counts.max() - counts.min() <= 1, (mode, counts.tolist())
+        assert counts.sum() >= 6
+
+
+def test_midi_pieces_are_written_in_all_24_keys_evenly(midi_sets):
+    """As real collections are: the key says nothing about the emotion, the mode does."""
+    table = pd.read_csv(midi_sets / "maestro-v3.0.0/maestro-v3.0.0.csv")
+    readable = [_parses(midi_sets / "maestro-v3.0.0" / f) for f in table.midi_filename]
+    titles = table[readable].canonical_title.str.extract(r" in ([A-G])(-flat|-sharp)? (major|minor)")
+    keys = [(KEY_NAMES[letter + {"-flat": "b", "-sharp": "#"}.get(accidental, "")], mode)
+            for letter, accidental, mode in titles.fillna("").itertuples(index=False)]
+    assert len(keys) == 16
+    _even(keys)
+    songs = lakh.song_plans(0, 30)
+    _even([(p.key.tonic, p.key.mode) for p in songs])
+    big = lakh.song_plans(0, 100)
+    assert {(p.key.tonic, p.key.mode) for p in big} == {(t, m) for t in range(12) for m in ("major", "minor")}
+    _even([(p.key.tonic, p.key.mode) for p in big])
+    for p in big:                                         # the mode still follows valence
+        assert (p.key.mode == "major") == (p.valence > 0) or abs(p.valence) < 0.25
+
+
+def test_chord_progressions_cover_the_24_keys_evenly():
+    from preprocess.features.chords import chord_class
+    from preprocess.features.harmony import progression_key
+
+    progressions = harmony.chord_progressions(0, 144)
+    keys = [progression_key([chord_class(c) for c in p["chords"]]) for p in progressions]
+    counts = np.bincount([12 * minor + tonic for tonic, minor in keys], minlength=24)
+    assert (counts > 0).all() and counts.max() <= 3 * counts.min(), counts.tolist()

@@ -84,6 +84,11 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--models", nargs="+", metavar="MODEL", help="networks to evaluate (default: all with a checkpoint)")
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="which checkpoint (default: best)")
     e.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="(default: cpu)")
+    e.add_argument("--plots-dir", type=Path,
+                   help="where to draw the emotion-response heatmaps and the EmotionRecognizer's scatter plot "
+                        "(default: plots/ beside the report)")
+    e.add_argument("--grid-size", type=int, default=7,
+                   help="cells per side of the valence/arousal grid of the emotion response, 7 or more (default: 7)")
     e.set_defaults(func=handle_evaluate)
 
 
@@ -105,10 +110,16 @@ def handle_train(args: argparse.Namespace) -> int:
 def handle_evaluate(args: argparse.Namespace) -> int:
     from kelly.files import check_output_dir
     from train.evaluate import evaluate, format_table, write_report
+    from train.response import MIN_GRID_SIZE
 
+    if args.grid_size < MIN_GRID_SIZE:
+        raise KellyError(f"--grid-size {args.grid_size}: the emotion-response grid needs at least {MIN_GRID_SIZE} "
+                         "cells per side")
+    plots_dir = args.plots_dir if args.plots_dir is not None else args.output.parent / "plots"
     check_output_dir(args.output.parent, "the folder of --output")
+    check_output_dir(plots_dir, "--plots-dir")
     report = evaluate(args.checkpoint_dir, args.cache_dir, models=_keys(args.models) if args.models else None,
-                      device=args.device, kind=args.checkpoint)
+                      device=args.device, kind=args.checkpoint, plots_dir=plots_dir, grid_size=args.grid_size)
     print(format_table(report))
     print(f"saved {write_report(report, args.output)}")
     return 0

@@ -15,6 +15,14 @@ Metrics per network:
   harmony   cross_entropy, top1_accuracy, top5_accuracy
   dynamics, groove   mse, mae, and both per output (spec.DYNAMICS_NAMES / GROOVE_NAMES)
 A network "beats the baseline" when its PRIMARY metric is better than the baseline's.
+
+Emotion response (train.response, descriptors defined in train.descriptors): each conditioned
+network (melody, harmony, dynamics, groove) is run over a grid of (valence, arousal) and the
+descriptors of its output are compared with those of the held-out data's targets binned on the
+same grid: fidelity, range ratio, slope signs, and whether each descriptor the data ties to
+emotion is followed. With a plots folder, heatmaps per network (model beside data,
+`<network>_emotion_response.png`) and the EmotionRecognizer's predicted against annotated valence
+and arousal (`emotion_scatter.png`) are drawn there.
 """
 from __future__ import annotations
 
@@ -117,8 +125,12 @@ def network_metrics(key: str, prediction: np.ndarray, rows: Rows,
     return metrics.regression(prediction, rows.targets, names)
 
 
-def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu") -> dict:
-    """Metrics of `model` and of the constant baseline on the held-out split of `data`."""
+def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu", *,
+                     plots_dir: str | Path | None = None) -> dict:
+    """Metrics of `model` and of the constant baseline on the held-out split of `data`.
+
+    With `plots_dir`, the EmotionRecognizer's held-out predictions are drawn against the annotated
+    valence and arousal (`emotion_scatter.png`; listed in the result's "plots")."""
     split = TEST if data.counts.get("test", 0) > 0 else VALIDATION
     rows = data.rows(split)
     model.to(device)
@@ -129,12 +141,20 @@ def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu") -> di
                            if model.key == "emotion" else None)
     primary, better = PRIMARY[model.key]
     beats = result[primary] < base[primary] if better == "min" else result[primary] > base[primary]
-    return {
+    report = {
         "network": model.key, "network_name": model.name, "split": SPLIT_NAMES[split],
         "rows": len(rows), "items": int(len(np.unique(rows.item))),
         "stepwise": model.is_recurrent, "primary": primary, "beats_baseline": bool(beats),
         "metrics": result, "baseline": base,
     }
+    if model.key == "emotion" and plots_dir is not None:
+        from preprocess.features.embedding import decode
+        from train.response import plot_emotion_scatter
+
+        path = plot_emotion_scatter(decode(prediction), decode(rows.targets), Path(plots_dir) / "emotion_scatter.png",
+                                    r2=(result["valence_r2"], result["arousal_r2"]), title=model.name)
+        report["plots"] = [str(path)]
+    return report
 
 
 def _training_valence_arousal(data: NetworkData, n: int, sample_rows: int = 4096):
@@ -149,9 +169,13 @@ def _training_valence_arousal(data: NetworkData, n: int, sample_rows: int = 4096
 
 
 def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[str] | None = None,
-             device: str = "cpu", kind: str = "best") -> dict:
+             device: str = "cpu", kind: str = "best", plots_dir: str | Path | None = None,
+             grid_size: int | None = None) -> dict:
     """Evaluate `<checkpoint_dir>/<classname>_<kind>.pt` for each network on the cache's held-out rows
-    (a checkpoint under the earlier name, `<key>_<kind>.pt`, is found too: `train.outputs`)."""
+    (a checkpoint under the earlier name, `<key>_<kind>.pt`, is found too: `train.outputs`),
+    with the emotion response of each conditioned network on a `grid_size` grid (default
+    train.response.GRID_SIZE); plots go to `plots_dir` when given."""
+    from train import response
     from preprocess.cache import reader
     from train import data as train_data
     from train.checkpoints import load_network
@@ -173,11 +197,19 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
         data = train_data.from_cache(cache_dir, key, sequence_length=config["sequence_length"],
                                      validation_split=config["validation_split"], seed=config["seed"],
                                      memory_budget_mb=config["memory_budget_mb"])
-        result = evaluate_network(model, data, torch_device)
+        result = evaluate_network(model, data, torch_device, plots_dir=plots_dir)
         trained_on = checkpoint.get("cache_identity")
         result.update(checkpoint=str(path), epoch=checkpoint["epoch"], trained_on_cache=trained_on,
                       same_cache=trained_on == report["cache_identity"])
+        if key in response.CONDITIONED:
+            emotion = response.emotion_response(model, response.held_out_rows(data), train_rows=data.rows(TRAIN),
+                                                grid_size=grid_size or response.GRID_SIZE, seed=config["seed"])
+            result["emotion_response"] = emotion
+            if plots_dir is not None:
+                plot = response.plot_response(emotion, model.name, Path(plots_dir) / f"{key}_emotion_response.png")
+                result.setdefault("plots", []).append(str(plot))
         report["networks"][key] = result
+    report["emotion_response"] = response.summary(report["networks"])
     return report
 
 
@@ -201,6 +233,10 @@ def format_table(report: dict) -> str:
             first = False
     for key in report.get("missing", []):
         lines.append(f"{key:<18} no checkpoint")
+    if report.get("emotion_response"):
+        from train.response import format_summary
+
+        lines.append(format_summary(report["emotion_response"]))
     changed = [r["network_name"] for r in report["networks"].values() if r.get("same_cache") is False]
     if changed:
         lines.append(f"note: {', '.join(changed)} trained on another version of this cache; items it "

@@ -409,7 +409,9 @@ def chord_sequence(classes: Sequence[int]) -> list[int]:
 # --- recognition at the pace of the beat ---------------------------------------------------------
 #
 # The model, per beat frame t with pitch-class distribution q_t (how long each pitch class sounds in
-# the frame, notes above HIGH_REGISTER counted at HIGH_REGISTER_WEIGHT, divided by their sum) and
+# the frame, notes more than HIGH_REGISTER semitones above the file's median pitch counted at
+# HIGH_REGISTER_WEIGHT, divided by their sum; relative to the file, so a transposed file gets the
+# transposed chords) and
 # bass pitch class b_t (the lowest pitch sounding for at least BASS_MIN_FRACTION of the frame):
 #
 #   score_t(c) = sum_pc q_t[pc] log E[c, pc] + BASS_GAIN log B[c, b_t]
@@ -436,7 +438,7 @@ BASS_WEIGHTS = (0.6, 0.15, 0.15, 0.05)        # bass on the root, third, fifth, 
 BASS_OTHER_WEIGHT = 0.01                      # bass on a tone outside the chord
 BASS_GAIN = 0.3
 BASS_MIN_FRACTION = 0.25                      # of the frame, for a note to count as the bass
-HIGH_REGISTER = 72                            # MIDI pitch (C5) above which a note counts ...
+HIGH_REGISTER = 11                            # semitones above the file's median pitch, above which a note counts ...
 HIGH_REGISTER_WEIGHT = 0.5                    # ... at this weight: melodies carry the passing tones
 CHANGE_PENALTY = 0.7                          # per chord change, in beats of evidence
 SILENCE_N_SCORE = 0.3                         # N's score in a silent beat (chords score 0)
@@ -468,7 +470,7 @@ class BeatFrames:
 
     edges: float64 [F + 1] s, from 0 to the file's duration; frame k is [edges[k], edges[k+1]).
     profile: float64 [F, 12], how long each pitch class sounds in the frame, in beats (non-drum
-      notes; notes above HIGH_REGISTER count at HIGH_REGISTER_WEIGHT).
+      notes; notes more than HIGH_REGISTER above the file's median pitch count at HIGH_REGISTER_WEIGHT).
     bass: int64 [F], the lowest MIDI pitch sounding for at least BASS_MIN_FRACTION of the frame,
       -1 where none does.
     beats: float64 [F], each frame's length in beats (1 inside the file; less for the frames cut by
@@ -546,7 +548,8 @@ def beat_frames(notes: "NoteArrays") -> BeatFrames:
     overlap = np.minimum(stop[note], bounds[frame + 1]) - np.maximum(start[note], bounds[frame])
     keep = overlap > 1e-9
     note, frame, overlap = note[keep], frame[keep], overlap[keep]
-    weight = np.where(pitch[note] > HIGH_REGISTER, HIGH_REGISTER_WEIGHT, 1.0)
+    high = np.median(pitch) + HIGH_REGISTER if pitch.size else 128.0
+    weight = np.where(pitch[note] > high, HIGH_REGISTER_WEIGHT, 1.0)
     profile = np.bincount(frame * 12 + pitch[note] % 12, weights=overlap * weight,
                           minlength=n_frames * 12).reshape(n_frames, 12)
     long_enough = overlap >= BASS_MIN_FRACTION * beats[frame]

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from preprocess.features.chords import (QUALITIES, BeatFrames, beat_chords, beat_frames, best_path, segments,
-                                         small_product)
+from preprocess.features.chords import (QUALITIES, BeatFrames, ChordTrack, beat_chords, beat_frames, best_path,
+                                         segments, small_product)
 from preprocess.features.midi import NoteArrays
 
 KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -207,6 +207,23 @@ def keys_of_frames(frames: BeatFrames, chord: np.ndarray) -> np.ndarray:
     return np.repeat(path, np.diff(np.append(starts, scores.shape[0])))
 
 
+def chords_and_keys(notes: NoteArrays) -> tuple[ChordTrack, KeyTrack]:
+    """The chords (`preprocess.features.chords.estimate_chords`) and the keys (`estimate_keys`) of a
+    file from one pass over its beats: the beat frames and the chord of each beat are computed once
+    and serve both.
+
+    Raises ValueError when the file has no pitched (non-drum) notes: it has no key.
+    """
+    if not np.any(~notes.is_drum):
+        raise ValueError(f"no key: the file has no pitched notes ({len(notes)} drum notes only)")
+    frames = beat_frames(notes)
+    chord = beat_chords(frames)
+    start, end, classes = segments(frames.edges, chord)
+    chords = ChordTrack(start, end, classes.astype(np.int64))
+    start, _, key = segments(frames.edges, keys_of_frames(frames, chord))
+    return chords, KeyTrack(start, key % 12, key >= 12, notes.duration)
+
+
 def estimate_keys(notes: NoteArrays) -> KeyTrack:
     """The keys of a file, section by section (the model in the module docstring).
 
@@ -214,9 +231,4 @@ def estimate_keys(notes: NoteArrays) -> KeyTrack:
     at any time in seconds and `track.main` the key of the whole piece.
     Raises ValueError when the file has no pitched (non-drum) notes: it has no key.
     """
-    if not np.any(~notes.is_drum):
-        raise ValueError(f"no key: the file has no pitched notes ({len(notes)} drum notes only)")
-    frames = beat_frames(notes)
-    keys = keys_of_frames(frames, beat_chords(frames))
-    start, _, key = segments(frames.edges, keys)
-    return KeyTrack(start, key % 12, key >= 12, notes.duration)
+    return chords_and_keys(notes)[1]

@@ -4,12 +4,17 @@ Window w covers [w * window_seconds, (w + 1) * window_seconds). Its target row h
 MIDI pitch p, the fraction of the window during which p sounds on any non-drum track (a pitch
 doubled on two tracks, or repeated with overlapping notes, counts once). Rows are not
 histograms: a four-note chord held through the window has four entries of 1.0.
+
+`melody_windows` gives these rows at absolute pitch; `melody_targets`, what the cache stores,
+gives them at the pitch reference of spec.PITCH_REFERENCE["melody"]: "tonic" moves each window
+so that its key's tonic is C (preprocess.features.key_relative), "absolute" leaves them.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from preprocess.features import spec
+from preprocess.features.key_relative import to_tonic
 from preprocess.features.midi import BOUNDARY_SECONDS, NoteArrays, window_count, window_of, window_overlaps
 
 N_PITCHES = spec.MELODY_TARGETS
@@ -63,3 +68,26 @@ def melody_windows(notes: NoteArrays, window_seconds: float = spec.MIDI["melody_
               (seconds[kept] / window_seconds).astype(np.float32))
     np.minimum(targets, 1.0, out=targets)
     return targets.reshape(keep.size, N_PITCHES), keep.astype(np.int32)
+
+
+def melody_targets(notes: NoteArrays, keys=None, window_seconds: float = spec.MIDI["melody_window_seconds"],
+                   min_notes: int = spec.MIDI["min_notes_per_window"],
+                   pitch_reference: str = spec.PITCH_REFERENCE["melody"]):
+    """`melody_windows` at the pitch reference the networks train on.
+
+    pitch_reference "tonic": each row moved by s(tonic) of the key sounding at its window's centre
+    (key_relative.to_tonic), so the tonic is C and the mode is kept; "absolute": the rows as they
+    are. keys: the file's `preprocess.features.keys.KeyTrack` (estimated here when None). Returns
+    (targets float32 [W, 128] in [0, 1], window_index int32 [W]).
+    """
+    if pitch_reference not in ("tonic", "absolute"):
+        raise ValueError(f"unknown pitch reference {pitch_reference!r}; expected 'tonic' or 'absolute'")
+    targets, window = melody_windows(notes, window_seconds, min_notes)
+    if pitch_reference == "absolute" or len(window) == 0:
+        return targets, window
+    if keys is None:
+        from preprocess.features.keys import estimate_keys
+
+        keys = estimate_keys(notes)
+    tonic, _ = keys.at((window + 0.5) * window_seconds)
+    return to_tonic(targets, tonic), window

@@ -31,10 +31,10 @@ __all__ = ["make_sample_data"]
 
 #: items per source: the default sizes, and small ones for quick checks (same layouts, same faults)
 SIZES = {
-    "full": {"deam": {"n_clips": 28, "n_full_songs": 4}, "maestro": {"n_pieces": 100},
-             "lakh": {"n_songs": 100, "n_matched": 12, "n_clean": 5}, "harmony": {"n": 150},
+    "full": {"deam": {"n_clips": 28, "n_full_songs": 4}, "maestro": {"n_pieces": 200}, "groove": {"rounds": 3},
+             "lakh": {"n_songs": 200, "n_matched": 12, "n_clean": 5}, "harmony": {"n": 150},
              "legacy": {"n_clips": 10, "n_songs": 12, "n_pieces": 6, "n_takes": 14, "n_progressions": 60}},
-    "small": {"deam": {"n_clips": 4, "n_full_songs": 1}, "maestro": {"n_pieces": 5},
+    "small": {"deam": {"n_clips": 4, "n_full_songs": 1}, "maestro": {"n_pieces": 5}, "groove": {"rounds": 1},
               "lakh": {"n_songs": 8, "n_matched": 4, "n_clean": 2}, "harmony": {"n": 60},
               "legacy": {"n_clips": 3, "n_songs": 5, "n_pieces": 3, "n_takes": 6, "n_progressions": 30}},
 }
@@ -85,7 +85,7 @@ def make_sample_data(root: Path, *, seed: int = 0, legacy: bool = False, small: 
         reports = {
             "deam": write_deam(root, seed, **sizes["deam"]),
             "maestro": write_maestro(root, seed, **sizes["maestro"]),
-            "groove": write_groove(root, seed),
+            "groove": write_groove(root, seed, **sizes["groove"]),
             "lakh": write_lakh(root, seed, **sizes["lakh"]),
             "harmony": WriteReport(count=write_chord_progressions(root / "harmony" / "chord_progressions.json",
                                                                   seed, **sizes["harmony"])),

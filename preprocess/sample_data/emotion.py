@@ -62,7 +62,7 @@ def character_for(valence: float, arousal: float, rng: np.random.Generator, *, j
     lo, hi = TEMPO_RANGE
     tempo = float(np.clip(lo + (hi - lo) * level(arousal), 60.0, 172.0))
     return Character(
-        mode="major" if valence >= 0 else "minor",
+        mode=mode_of(valence),
         tempo=round(tempo),
         loudness=level(arousal),
         density=level(arousal),
@@ -71,18 +71,32 @@ def character_for(valence: float, arousal: float, rng: np.random.Generator, *, j
     )
 
 
-#: tonics the MIDI pieces are written in: major keys on the sharp side of the circle of fifths,
-#: minor keys on the flat side, so that the pitches themselves carry the mode. A network that
-#: predicts absolute pitches from the emotion embedding (the MelodyTransformer) can then learn
-#: more than the register; with a free choice of key, C major and A minor sound the same pitches.
-MAJOR_TONICS = (0, 7, 2)              # C G D
-MINOR_TONICS = (0, 5, 10)             # Cm Fm Bbm
+def mode_of(valence: float) -> str:
+    """The mode `character_for` gives a piece aimed at this valence: major from 0 up."""
+    return "major" if valence >= 0 else "minor"
 
 
-def key_for(c: Character, rng: np.random.Generator) -> Key:
-    """The key a piece of character `c` is written in (see MAJOR_TONICS / MINOR_TONICS)."""
-    tonics = MAJOR_TONICS if c.mode == "major" else MINOR_TONICS
-    return Key(int(tonics[int(rng.integers(len(tonics)))]), c.mode)
+def balanced_tonics(targets: list[tuple[float, float]], rng: np.random.Generator) -> list[int]:
+    """The tonic (pitch class, 0 = C) of each piece planned for `targets` [(valence, arousal)].
+
+    Real MIDI collections are written in all 24 keys, so the pieces are too: within each mode
+    (the valence target's sign, see `mode_of`) the pieces take the 12 tonics in turn, each round
+    of 12 in a fresh random order. Every tonic of a mode is then used equally often (to within one
+    piece), whatever the emotion: the key says nothing about valence or arousal, the mode does.
+    """
+    rounds: dict[str, list[int]] = {"major": [], "minor": []}
+    out = []
+    for valence, _ in targets:
+        pending = rounds[mode_of(valence)]
+        if not pending:
+            pending.extend(int(t) for t in rng.permutation(12))
+        out.append(pending.pop())
+    return out
+
+
+def key_for(c: Character, tonic: int) -> Key:
+    """The key a piece of character `c` is written in, on `tonic` (see `balanced_tonics`)."""
+    return Key(int(tonic) % 12, c.mode)
 
 
 def spread_targets(n: int, rng: np.random.Generator, *, extent: float = 0.9) -> list[tuple[float, float]]:

@@ -53,8 +53,9 @@ class Take:
 
 
 
-def plan_takes(seed: int) -> list[Take]:
-    """About 40 takes: two beats and a fill in each style, and four evaluation-session grooves."""
+def plan_takes(seed: int, rounds: int = 1) -> list[Take]:
+    """Per round, two beats and a fill in each style (about 40 takes); then four evaluation-session
+    grooves."""
     rng = rng_for(seed, "groove-takes")
     takes: list[Take] = []
     counters: dict[tuple[int, str], int] = {}
@@ -67,12 +68,13 @@ def plan_takes(seed: int) -> list[Take]:
         number = counters[(drummer, session)] = counters.get((drummer, session), 0) + 1
         takes.append(Take(drummer, session, number, style_key, bpm, beat_type, bars))
 
-    for i, style_key in enumerate(rhythm.STYLES):
-        drummer = 1 + i % 5
-        session = "session1" if i % 3 else "session2"
-        add(drummer, session, style_key, "beat")
-        add(drummer, session, style_key, "fill")
-        add(1 + (i + 2) % 5, "session1", style_key, "beat")
+    for r in range(rounds):
+        for i, style_key in enumerate(rhythm.STYLES):
+            drummer = 1 + (i + r) % 5
+            session = "session1" if (i + r) % 3 else "session2"
+            add(drummer, session, style_key, "beat")
+            add(drummer, session, style_key, "fill")
+            add(1 + (i + r + 2) % 5, "session1", style_key, "beat")
     for style_key in ("rock 4-4", "funk 4-4", "hiphop 4-4", "pop 4-4"):
         add(1, "eval_session", style_key, "beat")
     return takes
@@ -121,12 +123,13 @@ def _split(index: int, take: Take) -> str:
     return ("train", "train", "train", "validation", "train", "train", "test", "train")[index % 8]
 
 
-def write_groove(root: Path, seed: int) -> WriteReport:
-    """groove/info.csv and the takes under groove/drummerN/...; one listed take is an HTML page."""
+def write_groove(root: Path, seed: int, *, rounds: int = 1) -> WriteReport:
+    """groove/info.csv and the takes under groove/drummerN/... (`rounds` of plan_takes); one listed
+    take is an HTML page."""
     report = WriteReport()
     base = root / "groove"
     rows = []
-    for i, take in enumerate(plan_takes(seed)):
+    for i, take in enumerate(plan_takes(seed, rounds)):
         data, duration = take_midi(take, seed)
         write_file(base, f"{take.stem}.mid", data)
         report.count += 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import music, rhythm
 from .broken import TRUNCATED_MIDI, ZERO_BYTES, WriteReport, truncated, write_broken, write_file
-from .emotion import Character, arousal_of, character_for, key_for, spread_targets, valence_of
+from .emotion import Character, arousal_of, balanced_tonics, character_for, key_for, spread_targets, valence_of
 from .midi_files import MidiTrack, events_to_ticks, midi_bytes
 from .seeding import rng_for
 
@@ -62,9 +62,11 @@ class SongPlan:
         return round(arousal_of(self.character), 3)
 
 
-def plan_song(index: int, target: tuple[float, float], rng: np.random.Generator) -> SongPlan:
+def plan_song(index: int, target: tuple[float, float], tonic: int, rng: np.random.Generator) -> SongPlan:
+    """The plan of song `index`, aimed at `target` (valence, arousal), in the mode that target
+    calls for, on `tonic`."""
     c = character_for(*target, rng)
-    key = key_for(c, rng)
+    key = key_for(c, tonic)
     table = music.MAJOR_PROGRESSIONS if c.mode == "major" else music.MINOR_PROGRESSIONS
     verse, chorus = (table[int(i)] for i in rng.choice(len(table), size=2, replace=False))
     beats_per_bar = 3 if rng.random() < 0.1 else 4
@@ -186,8 +188,10 @@ def msd_id(rng: np.random.Generator) -> str:
 
 
 def song_plans(seed: int, n_songs: int) -> list[SongPlan]:
+    """Plans for `n_songs` songs spread over the valence/arousal square, in all 24 keys evenly."""
     targets = spread_targets(n_songs, rng_for(seed, "lakh-targets"))
-    return [plan_song(i, targets[i], rng_for(seed, "lakh-plan", i)) for i in range(n_songs)]
+    tonics = balanced_tonics(targets, rng_for(seed, "lakh-tonics"))
+    return [plan_song(i, targets[i], tonics[i], rng_for(seed, "lakh-plan", i)) for i in range(n_songs)]
 
 
 def write_lakh(root: Path, seed: int, *, n_songs: int = 30, n_matched: int = 12, n_clean: int = 5) -> WriteReport:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import deam, groove, lakh, maestro, rhythm
 from .broken import TRUNCATED_MIDI, ZERO_BYTES, WriteReport, truncated, write_broken, write_file
-from .emotion import spread_targets, tempo_level
+from .emotion import balanced_tonics, spread_targets, tempo_level
 from .harmony import write_chord_progressions
 from .seeding import rng_for
 
@@ -77,7 +77,7 @@ def write_legacy(root: Path, seed: int, *, n_clips: int = 10, n_songs: int = 12,
         reports["lakh"].count += 1
         if plan.index % 4 != 3:                          # every fourth song has no annotation
             labels[name] = {"valence": plan.valence, "arousal": plan.arousal}
-    extra = lakh.plan_song(n_songs, (0.4, 0.4), rng_for(seed, "lakh-plan", n_songs))
+    extra = lakh.plan_song(n_songs, (0.4, 0.4), 9, rng_for(seed, "lakh-plan", n_songs))
     extra_bytes = lakh.song_midi(extra, rng_for(seed, "lakh-song", n_songs))
     write_broken(root, "lakh_midi/midnight_drive.mid", truncated(extra_bytes), TRUNCATED_MIDI.format(percent=45),
                  reports["lakh"])
@@ -85,9 +85,10 @@ def write_legacy(root: Path, seed: int, *, n_clips: int = 10, n_songs: int = 12,
 
     # MAESTRO: a bare folder of performances and one zero-byte file
     targets = spread_targets(n_pieces, rng_for(seed, "legacy-maestro-targets"))
-    for i, target in enumerate(targets):
+    tonics = balanced_tonics(targets, rng_for(seed, "legacy-maestro-tonics"))
+    for i, (target, tonic) in enumerate(zip(targets, tonics)):
         rng = rng_for(seed, "legacy-maestro", i)
-        data, _ = maestro.performance_midi(maestro.plan_piece(target, rng), rng)
+        data, _ = maestro.performance_midi(maestro.plan_piece(target, tonic, rng), rng)
         write_file(root, f"maestro/{maestro.file_name(2018, i + 1, 1).split('/')[1]}.midi", data)
         reports["maestro"].count += 1
     write_broken(root, f"maestro/{maestro.file_name(2018, n_pieces + 1, 1).split('/')[1]}.midi", b"", ZERO_BYTES,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import music
 from .broken import TRUNCATED_MIDI, WriteReport, truncated, write_broken, write_file
-from .emotion import Character, arousal_of, character_for, key_for, spread_targets
+from .emotion import Character, arousal_of, balanced_tonics, character_for, key_for, spread_targets
 from .midi_files import MidiTrack, midi_bytes, second_ticks
 from .seeding import rng_for
 
@@ -53,9 +53,10 @@ class PiecePlan:
         return "Etude" if self.key.mode == "minor" else "Toccata"
 
 
-def plan_piece(target: tuple[float, float], rng: np.random.Generator) -> PiecePlan:
+def plan_piece(target: tuple[float, float], tonic: int, rng: np.random.Generator) -> PiecePlan:
+    """A piece aimed at `target` (valence, arousal), in the mode that target calls for, on `tonic`."""
     character = character_for(*target, rng)
-    key = key_for(character, rng)
+    key = key_for(character, tonic)
     beats_per_bar = 3 if rng.random() < 0.25 else 4
     if beats_per_bar == 3:
         texture = "waltz"
@@ -184,11 +185,12 @@ def write_maestro(root: Path, seed: int, *, n_pieces: int = 16) -> WriteReport:
     report = WriteReport()
     base = root / "maestro-v3.0.0"
     targets = spread_targets(n_pieces, rng_for(seed, "maestro-targets"))
+    tonics = balanced_tonics(targets, rng_for(seed, "maestro-tonics"))
     rows = []
     titles_seen: dict[str, int] = {}
     for i in range(n_pieces + 1):
         rng = rng_for(seed, "maestro", i)
-        plan = plan_piece(targets[i % n_pieces], rng)
+        plan = plan_piece(targets[i % n_pieces], tonics[i % n_pieces], rng)
         data, duration = performance_midi(plan, rng)
         year = YEARS[i % len(YEARS)] if i % 3 else 2018
         stem = file_name(year, 1 + i // 2, 1 + i % 2 + (i // 4) % 3)
