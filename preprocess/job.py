@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import (
     DoneEntry,
     FailureEntry,
@@ -517,6 +518,8 @@ def _unchanged_sources(cache_dir: Path, fingerprints: dict[str, str | None]) -> 
     if not fingerprints or not (cache_dir / MANIFEST_NAME).is_file():
         return {}
     with Manifest.open(cache_dir) as manifest:
+        if manifest.cache_format() not in (None, SHARD_FORMAT):
+            return {}                   # another layout: the whole cache is rebuilt
         stored = {name: manifest.get_meta(FINGERPRINT_KEY + name) for name in fingerprints}
     out = {}
     for name, fingerprint in fingerprints.items():
@@ -629,7 +632,11 @@ def run_preprocess(
             scheduler = local_cluster.scheduler_address
         with CacheLock(cache_dir):
             manifest = Manifest.open(cache_dir, create=True)
+            rebuilt_from = manifest.rebuilt_from
             try:
+                if manifest.rebuilt_from:
+                    print(f"{cache_dir}: the cache was written in the layout {manifest.rebuilt_from}, this code "
+                          f"writes {SHARD_FORMAT}: rebuilding it (every item is computed again)", file=sys.stderr)
                 cleanup = clean_cache(cache_dir, manifest)
                 finished: dict[str, dict] = {}
 
@@ -675,8 +682,10 @@ def run_preprocess(
             stop_workers()      # the pool ends with the job: no idle processes left behind
         if local_cluster is not None:
             local_cluster.close()
-    return _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
-                    stats_networks, stats_recomputed, time.perf_counter() - started)
+    summary = _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
+                       stats_networks, stats_recomputed, time.perf_counter() - started)
+    summary["rebuilt_from"] = rebuilt_from
+    return summary
 
 
 def preprocess_all(datasets_dir: str | Path, cache_dir: str | Path, **options) -> dict:
@@ -719,6 +728,8 @@ def format_summary(summary: dict) -> str:
     """The summary as the lines `kelly preprocess` prints."""
     lines = [f"preprocess: {len(summary['sources'])} source(s) in {summary['seconds']:.1f} s "
              f"-> {summary['cache_dir']} (feature version {summary['feature_version']})"]
+    if summary.get("rebuilt_from"):
+        lines.append(f"  the cache was in the layout {summary['rebuilt_from']}, rebuilt in {SHARD_FORMAT}")
     for name, s in summary["sources"].items():
         extra = ["unchanged since the last complete run, not read again"] if s.get("unchanged") else []
         if s["already_done"]:

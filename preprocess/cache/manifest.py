@@ -12,7 +12,10 @@ One SQLite file, ``<cache>/manifest.sqlite`` (stdlib sqlite3), written by the pr
 - ``stat_cache``: (path, size, mtime_ns) -> content hash, so an unchanged rerun does not re-read files.
 
 A done item is *served* (its rows are training data) while its row's feature version is the code's
-`spec.FEATURE_VERSION`. Recomputing an item replaces its row, so its old rows stop being served at
+`spec.FEATURE_VERSION`. The meta table records the layout the shards are written in
+(``cache_format``, `layout.SHARD_FORMAT`; a manifest without it is of the first layout): when the
+job opens a cache of another layout it forgets every item and shard (`Manifest.open` with
+`create`, see `rebuilt_from`), so that the whole cache is computed again; a reader refuses it. Recomputing an item replaces its row, so its old rows stop being served at
 the same commit that makes the new ones visible. Each shard is committed in one transaction.
 """
 from __future__ import annotations
@@ -26,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
 from preprocess.errors import KellyError
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"
 SCHEMA_VERSION = "1"
+CACHE_FORMAT_KEY = "cache_format"
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 LABEL_SOURCE_CODES = {"annotated": 0, "proxy": 1}
 
@@ -218,6 +223,8 @@ class Manifest:
         self._db = connection
         self.path = path
         self.readonly = readonly
+        #: set by `open(create=True)` when the cache was in another layout and was emptied: that layout
+        self.rebuilt_from: str | None = None
 
     # --- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -240,7 +247,13 @@ class Manifest:
             elif stored[0] != SCHEMA_VERSION:
                 raise KellyError(f"{path}: manifest schema {stored[0]}, this code reads schema {SCHEMA_VERSION}; "
                                  f"delete {cache_dir} and run `kelly preprocess` again")
-            return cls(db, path, readonly=False)
+            manifest = cls(db, path, readonly=False)
+            found = manifest.cache_format()
+            if found is not None and found != SHARD_FORMAT:
+                manifest._forget_layout()
+                manifest.rebuilt_from = found
+            manifest.set_meta(CACHE_FORMAT_KEY, SHARD_FORMAT)
+            return manifest
         if not path.is_file():
             raise KellyError(f"{cache_dir}: no feature cache here (no {MANIFEST_NAME}); run `kelly preprocess all` first")
         # Read-write where allowed, though only read: after a writer was killed mid-transaction the
@@ -344,6 +357,15 @@ class Manifest:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def cache_format(self) -> str | None:
+        """The layout the cache's shards are written in: the recorded one; for a manifest that records
+        none, FIRST_SHARD_FORMAT when it lists any item, else None (a new cache)."""
+        stored = self.get_meta(CACHE_FORMAT_KEY)
+        if stored is not None:
+            return stored
+        has_items = self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
+        return FIRST_SHARD_FORMAT if has_items else None
+
     def status_counts(self, source: str) -> dict[str, int]:
         """{status: items} of one source ("done", "failed")."""
         return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE source = ? GROUP BY status", (source,)))
@@ -361,6 +383,15 @@ class Manifest:
         if self.readonly:
             raise RuntimeError(f"{self.path} is open read-only")
         return _Transaction(self._db)
+
+    def _forget_layout(self) -> None:
+        """Forget every item, shard and source fingerprint (the stat cache of file hashes stays): the
+        shard files, no longer listed, are deleted by the job's clean-up and everything is recomputed."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM items")
+            db.execute("DELETE FROM item_samples")
+            db.execute("DELETE FROM shards")
+            db.execute("DELETE FROM meta WHERE key != 'schema'")
 
     def commit_shard(self, name: str, source: str, entries: Sequence[DoneEntry], nbytes: int) -> None:
         """Record a shard already renamed into place and every item in it, atomically."""
