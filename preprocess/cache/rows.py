@@ -168,25 +168,3 @@ class Rows:
         if any(p.network != first.network or p.items is not first.items for p in parts):
             raise ValueError("Rows.concat: the parts belong to different networks or item tables")
         return replace(first, **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_ARRAYS})
-
-    @classmethod
-    def from_arrays(cls, network: str, *, inputs: np.ndarray, targets: np.ndarray, item: np.ndarray,
-                    window: np.ndarray, items: ItemTable, row_inputs: np.ndarray | None = None) -> "Rows":
-        """Rows from the arrays a network sees (float targets, full inputs): the stored forms are derived.
-
-        The item-table part of `inputs` must equal the items' embeddings (a row's embedding comes
-        from its item); harmony needs `row_inputs` (its previous chords), from which the rest of its
-        input is rebuilt. For tests, benches and data made in memory.
-        """
-        item = np.asarray(item, dtype=np.int64)
-        inputs = np.asarray(inputs, dtype=np.float32)
-        width = layout.item_width(network)
-        if width and not np.array_equal(inputs[:, :width], items.embedding[item, :width]):
-            raise ValueError(f"{network}: the inputs' first {width} values are not the rows' item embeddings")
-        if row_inputs is None:
-            row_inputs = inputs[:, width:] if layout.row_width(network) else layout.empty_row_inputs(network, len(item))
-        rows = cls(network, item, np.asarray(window, dtype=np.int32), np.asarray(row_inputs),
-                   layout.encode_targets(network, targets), items)
-        if network == "harmony" and not np.array_equal(rows.inputs, inputs):
-            raise ValueError("harmony: the inputs' chord half is not the history of the given previous chords")
-        return rows
