@@ -7,11 +7,12 @@ every pass, the next one in a background thread while the current one trains. Ei
 trainer sees the same thing: for each block, shuffled mini-batches. Shuffling is global within a
 block, so in memory it is global.
 
-On the device a block stays compact (`Samples`): per row its item, its own stored inputs and its
-stored targets; per item of the block the embedding. Each mini-batch is rebuilt from them: the
-input is the rows' item embeddings (a gather) followed by their own inputs (harmony: the chord
-history made from the stored previous chords), the targets are decoded (melody: uint8 / 255).
-These are the arrays `Rows.inputs` and `Rows.targets` give, value for value.
+On the device a block stays compact (`Samples`): per row its item and its stored targets; per
+item of the block the embedding; harmony's chord histories, each distinct one once. Each
+mini-batch is rebuilt from them: the input is the rows' item embeddings (a gather) followed by
+their own inputs (DEAM's log-mel rows, or a gather of the chord histories), the targets are
+decoded (melody: uint8 / 255). These are the arrays `Rows.inputs` and `Rows.targets` give, value
+for value.
 
 Samples:
   * dense networks (harmony, dynamics, groove): one sample per row.
@@ -114,70 +115,45 @@ def batch_order(n: int, batch_size: int, generator: torch.Generator | None) -> l
 
 # --- tensors on the device -----------------------------------------------------------------------
 
-def _melody_levels() -> torch.Tensor:
-    """float32 [256]: what each stored melody value decodes to (layout.decode_targets, exactly)."""
-    return torch.from_numpy(layout.decode_targets("melody", np.arange(256, dtype=np.uint8)))
-
-
-def _chord_rows() -> torch.Tensor:
-    """float32 [256, 64]: row c is the one-hot of chord class c; NO_CHORD and the rest are zeros."""
-    table = torch.zeros((256, spec.HARMONY_CLASSES))
-    table[torch.arange(spec.HARMONY_CLASSES), torch.arange(spec.HARMONY_CLASSES)] = 1.0
-    return table
-
-
-def chord_history(previous: torch.Tensor, chord_rows: torch.Tensor) -> torch.Tensor:
-    """float32 [..., 64] from previous chords uint8 [..., HISTORY]: preprocess.features.harmony's
-    history_vectors on the device (the same sums of 1, 1/2, 1/4, 1/8 and division by the maximum,
-    exact in float32)."""
-    from preprocess.features.harmony import HISTORY_WEIGHTS
-
-    index = previous.long()
-    history = chord_rows[index[..., 0]] * HISTORY_WEIGHTS[0]
-    for lag in range(1, index.shape[-1]):
-        history = history + chord_rows[index[..., lag]] * HISTORY_WEIGHTS[lag]
-    top = history.amax(dim=-1, keepdim=True)
-    return torch.where(top > 0, history / torch.where(top > 0, top, torch.ones_like(top)), history)
-
-
 @dataclass
 class Samples:
     """One split of one block on the training device, compact; mini-batches are rebuilt from it.
 
-    item int64 [N], an index into embedding float32 [U, item_width] (the block's items); row_inputs
-    [N, row_width] and targets [N, ...] in their stored types. Dense: a sample is a row, index None.
-    Sequences: the tensors have one more row, padding (a zero embedding, zero inputs and targets),
-    and index int64 [S, L] points into them, mask float32 [S, L] (1 at real steps).
+    item int64 [N], an index into embedding float32 [U, item_width] (the block's items). own: what
+    the rows' inputs continue with: emotion's log-mel rows float32 [N, 128] (own_index None), or
+    harmony's chord histories, each distinct one once, float32 [H, 64], with own_index int64 [N]
+    (each row's); [N, 0] for networks whose input is the embedding alone. targets [N, ...] as stored.
+    Dense: a sample is a row, index None. Sequences: the row tensors have one more row, padding
+    (zeros), and index int64 [S, L] points into them, mask float32 [S, L] (1 at real steps).
     """
 
     network: str
     item: torch.Tensor
     embedding: torch.Tensor
-    row_inputs: torch.Tensor
+    own: torch.Tensor
     targets: torch.Tensor
+    own_index: torch.Tensor | None = None
     index: torch.Tensor | None = None
     mask: torch.Tensor | None = None
-    tables: dict = field(default_factory=dict, repr=False)
+    steps: torch.Tensor | None = None     # melody: the 255 its stored targets are divided by (on the device)
 
     def __len__(self) -> int:
         return len(self.item) if self.index is None else len(self.index)
 
     def inputs_of(self, rows: torch.Tensor) -> torch.Tensor:
-        """float32 [*rows.shape, Din]: the network's input at these row positions."""
+        """float32 [*rows.shape, Din]: the network's input at these row positions (Rows.inputs' values)."""
         parts = []
         if self.embedding.shape[-1]:
             parts.append(self.embedding[self.item[rows]])
-        if self.network == "harmony":
-            parts.append(chord_history(self.row_inputs[rows], self.tables["chords"]))
-        elif self.row_inputs.shape[-1]:
-            parts.append(self.row_inputs[rows])
+        if self.own.shape[-1]:
+            parts.append(self.own[rows if self.own_index is None else self.own_index[rows]])
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def targets_of(self, rows: torch.Tensor) -> torch.Tensor:
-        """The targets at these row positions as the loss takes them (float32; harmony int64)."""
+        """The targets at these row positions as the loss takes them (Rows.targets' values)."""
         stored = self.targets[rows]
-        if self.network == "melody":
-            return self.tables["levels"][stored.long()]
+        if self.steps is not None:
+            return stored.float().div_(self.steps)      # by a tensor: a true division, as numpy's
         if self.network == "harmony":
             return stored.long()
         return stored
@@ -197,31 +173,34 @@ class Samples:
     @classmethod
     def from_rows(cls, rows: Rows, sequence_length: int | None, device: torch.device | str) -> "Samples":
         network = rows.network
-        items, local = np.unique(rows.item, return_inverse=True)
+        items, item = np.unique(rows.item, return_inverse=True)
         width = layout.item_width(network)
         embedding = rows.items.embedding[items, :width]
-        row_inputs, targets = rows.row_inputs, rows.stored_targets
+        own, own_index = rows.row_inputs, None
+        if network == "harmony":             # each distinct history once, decoded as the reader does
+            chords = np.ascontiguousarray(own)
+            codes = chords.view(np.dtype((np.void, chords.shape[1] * chords.itemsize))).ravel()
+            distinct, own_index = np.unique(codes, return_inverse=True)
+            own = layout.decode_row_inputs(network, distinct.view(chords.dtype).reshape(-1, chords.shape[1]))
+        targets = rows.stored_targets
         index = mask = None
         if sequence_length is not None:
             index = sequence_index(rows.item, rows.window, sequence_length)
             mask = index >= 0
             index[~mask] = len(rows)                                # the padding row, appended below
-            local = np.append(local, len(items))
+            item = np.append(item, len(items))
             embedding = np.concatenate([embedding, np.zeros((1, width), np.float32)])
-            row_inputs = np.concatenate([row_inputs, np.zeros((1, *row_inputs.shape[1:]), row_inputs.dtype)])
+            own = np.concatenate([own, np.zeros((1, *own.shape[1:]), own.dtype)])
             targets = np.concatenate([targets, np.zeros((1, *targets.shape[1:]), targets.dtype)])
-        tables = {}
-        if network == "melody":
-            tables["levels"] = _melody_levels().to(device)
-        if network == "harmony":
-            tables["chords"] = _chord_rows().to(device)
 
-        def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+        def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+            return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
-        return cls(network, tensor(local.astype(np.int64)), tensor(embedding.astype(np.float32, copy=False)),
-                   tensor(row_inputs), tensor(targets), None if index is None else tensor(index),
-                   None if mask is None else tensor(mask.astype(np.float32)), tables)
+        steps = torch.tensor(float(spec.MELODY_TARGET_STEPS), device=device) if network == "melody" else None
+        return cls(network, tensor(item.astype(np.int64)), tensor(embedding.astype(np.float32, copy=False)),
+                   tensor(own.astype(np.float32, copy=False)), tensor(targets),
+                   tensor(None if own_index is None else own_index.astype(np.int64)), tensor(index),
+                   tensor(None if mask is None else mask.astype(np.float32)), steps)
 
 
 def prefetch(blocks: Iterable, depth: int = 1) -> Iterator:

@@ -79,6 +79,16 @@ def decode_targets(network: str, stored: np.ndarray) -> np.ndarray:
     return np.asarray(stored, dtype=np.float32)
 
 
+def decode_row_inputs(network: str, row_inputs: np.ndarray) -> np.ndarray:
+    """The part of the network's input a row stores itself, as the network sees it: float32
+    [n, Din - item_width] (harmony: the chord history rebuilt from the previous chords)."""
+    if network == "harmony":
+        from preprocess.features.harmony import history_vectors
+
+        return history_vectors(row_inputs)
+    return np.asarray(row_inputs, dtype=np.float32)
+
+
 def decode_inputs(network: str, embedding_rows: np.ndarray | None, row_inputs: np.ndarray | None) -> np.ndarray:
     """The network's input float32 [n, Din] from the row's item embedding [n, >= item_width] (a gather
     from the item table) and the row's own stored inputs [n, row_width]."""
@@ -86,12 +96,8 @@ def decode_inputs(network: str, embedding_rows: np.ndarray | None, row_inputs: n
     width = item_width(network)
     if width:
         parts.append(np.asarray(embedding_rows[:, :width], dtype=np.float32))
-    if network == "harmony":
-        from preprocess.features.harmony import history_vectors
-
-        parts.append(history_vectors(row_inputs))
-    elif row_width(network):
-        parts.append(np.asarray(row_inputs, dtype=np.float32))
+    if row_width(network):
+        parts.append(decode_row_inputs(network, row_inputs))
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
