@@ -13,7 +13,9 @@
    projects time and cache size for the full datasets: Lakh 176,581 files, MAESTRO 1,276
    performances (~200 h), Groove 1,150 performances (~13.6 h), DEAM 1,802 clips of 45 s.
 4. Trains one epoch of each network on these caches, in memory and streamed (the memory budget set
-   below the cache's size, so blocks are read while training), and reports samples/s.
+   below the cache's size, so blocks are read while training), and reports samples/s. Torch runs
+   on --threads threads (default 1: on a shared 2-core machine two intra-op threads make these
+   small networks 5-20x slower, waiting for each other's core, which would swamp what is measured).
 
 With --baseline-repo, steps 2-4 also run with that checkout's code (e.g. main before a change) on
 the same files, side by side, with the ratios. Figures on a shared machine are noisy: `uptime` is
@@ -181,6 +183,7 @@ def projections(lakh: dict, others: dict, n: int) -> dict:
 
 TRAIN = (
     "import json, sys, tempfile, time, torch\n"
+    "torch.set_num_threads(int(sys.argv[6]))\n"
     "from train.config import NetworkConfig\n"
     "from train.data import from_cache\n"
     "from train.loop import train_network\n"
@@ -197,24 +200,24 @@ TRAIN = (
 IN_MEMORY_MB, STREAMED_MB = 1e6, 1.0
 
 
-def train_epoch(cache: Path, key: str, budget_mb: float, repo: Path, device: str, batch: int) -> dict:
+def train_epoch(cache: Path, key: str, budget_mb: float, repo: Path, device: str, batch: int, threads: int) -> dict:
     """One epoch of one network in a fresh interpreter: samples/s of its training batches."""
-    stdout, wall, peak = run_sampled([sys.executable, "-c", TRAIN, str(cache), key, str(budget_mb), device, str(batch)],
-                                     cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)))
+    stdout, wall, peak = run_sampled([sys.executable, "-c", TRAIN, str(cache), key, str(budget_mb), device, str(batch),
+                                      str(threads)], cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)))
     r = json.loads(stdout.strip().splitlines()[-1])
     return {**r, "rate": r["samples"] / r["train_seconds"], "wall": wall, "peak_rss": peak}
 
 
-def training(caches: dict[str, Path], repo: Path, device: str, batch: int, networks: list[str]) -> dict:
+def training(caches: dict[str, Path], repo: Path, device: str, batch: int, networks: list[str], threads: int) -> dict:
     out = {}
     for key in networks:
         cache = caches[NETWORK_SOURCES[key]]
-        memory = train_epoch(cache, key, IN_MEMORY_MB, repo, device, batch)
-        streamed = train_epoch(cache, key, STREAMED_MB, repo, device, batch)
+        memory = train_epoch(cache, key, IN_MEMORY_MB, repo, device, batch, threads)
+        streamed = train_epoch(cache, key, STREAMED_MB, repo, device, batch, threads)
         out[key] = {"memory": memory, "streamed": streamed, "ratio": streamed["rate"] / memory["rate"]}
         print(f"    {key:<9} in memory {memory['rate']:>9.0f}/s ({memory['samples']} samples, in_memory="
-              f"{memory['in_memory']}), streamed {streamed['rate']:>9.0f}/s (in_memory={streamed['in_memory']}): "
-              f"{out[key]['ratio']:.2f}x", flush=True)
+              f"{memory['in_memory']}, {mb(memory['peak_rss'])}), streamed {streamed['rate']:>9.0f}/s (in_memory="
+              f"{streamed['in_memory']}, {mb(streamed['peak_rss'])}): {out[key]['ratio']:.2f}x", flush=True)
     return out
 
 
@@ -239,19 +242,20 @@ def report(n: int, results: dict[str, dict]) -> None:
             line += f"   {values[0] / values[1]:.2f}"
         print(line)
 
-    pre = {label: r["preprocess"] for label, r in results.items()}
-    for w in (1, 2):
-        row(f"files/s, {w} worker(s) (job compute)", [pre[l][w]["rate"] for l in labels], ",.1f")
-        row(f"files/s, {w} worker(s) (whole process)", [pre[l][w]["rate_wall"] for l in labels], ",.1f")
-        row(f"peak RSS of the tree, {w} worker(s), MB", [pre[l][w]["peak_rss"] / 2**20 for l in labels], ",.0f")
-    row("speed-up 2 workers / 1", [pre[l][2]["rate"] / pre[l][1]["rate"] for l in labels], ".2f")
-    row("cache KB per file (all files)", [pre[l][2]["cache_bytes"] / n / 1e3 for l in labels], ",.1f")
-    row("shard KB per done file", [pre[l][2]["bytes_per_done"] / 1e3 for l in labels], ",.1f")
-    row("done / failed", [pre[l][2]["done"] for l in labels], ",d", ratio=False)
-    print("projections for the full datasets (2 workers here; time, cache size):")
-    for source in ("lakh", "maestro", "groove", "deam"):
-        values = [results[l]["projection"][source] for l in labels]
-        print(f"  {source:<38}" + "".join(f"{v['hours'] * 60:>10.1f} min {v['gb']:>6.2f} GB" for v in values))
+    if all("preprocess" in r for r in results.values()):
+        pre = {label: r["preprocess"] for label, r in results.items()}
+        for w in (1, 2):
+            row(f"files/s, {w} worker(s) (job compute)", [pre[l][w]["rate"] for l in labels], ",.1f")
+            row(f"files/s, {w} worker(s) (whole process)", [pre[l][w]["rate_wall"] for l in labels], ",.1f")
+            row(f"peak RSS of the tree, {w} worker(s), MB", [pre[l][w]["peak_rss"] / 2**20 for l in labels], ",.0f")
+        row("speed-up 2 workers / 1", [pre[l][2]["rate"] / pre[l][1]["rate"] for l in labels], ".2f")
+        row("cache KB per file (all files)", [pre[l][2]["cache_bytes"] / n / 1e3 for l in labels], ",.1f")
+        row("shard KB per done file", [pre[l][2]["bytes_per_done"] / 1e3 for l in labels], ",.1f")
+        row("done / failed", [pre[l][2]["done"] for l in labels], ",d", ratio=False)
+        print("projections for the full datasets (2 workers here; time, cache size):")
+        for source in ("lakh", "maestro", "groove", "deam"):
+            values = [results[l]["projection"][source] for l in labels]
+            print(f"  {source:<38}" + "".join(f"{v['hours'] * 60:>10.1f} min {v['gb']:>6.2f} GB" for v in values))
     if any("training" in r for r in results.values()):
         print("training, one epoch, samples/s (in memory | streamed | streamed / in memory):")
         for key in next(r["training"] for r in results.values() if "training" in r):
@@ -272,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--networks", nargs="+", default=list(NETWORK_SOURCES))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--training-only", action="store_true",
+                        help="train on the caches a previous run left in --work (steps 1-3 skipped)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -283,31 +290,39 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         print(f"load before: {load()}")
-        started = time.perf_counter()
-        bases, described = base_files(work)
-        datasets = work / "datasets"
-        shutil.rmtree(datasets, ignore_errors=True)
-        built = build_lakh_like(datasets, args.n, bases)
-        print(f"{args.n:,} Lakh-like files from {described}: {built['unreadable']} unreadable, "
-              f"{mb(built['bytes'])} of MIDI, in {time.perf_counter() - started:.1f} s")
-        others_data = work / "others"
-        if not others_data.is_dir():
-            from preprocess.sample_data import make_sample_data
+        results: dict[str, dict] = {label: {} for label in repos}
+        if args.training_only:
+            if args.work is None:
+                parser.error("--training-only needs the --work folder of an earlier run")
+        else:
+            started = time.perf_counter()
+            bases, described = base_files(work)
+            datasets = work / "datasets"
+            shutil.rmtree(datasets, ignore_errors=True)
+            built = build_lakh_like(datasets, args.n, bases)
+            print(f"{args.n:,} Lakh-like files from {described}: {built['unreadable']} unreadable, "
+                  f"{mb(built['bytes'])} of MIDI, in {time.perf_counter() - started:.1f} s")
+            others_data = work / "others"
+            if not others_data.is_dir():
+                from preprocess.sample_data import make_sample_data
 
-            make_sample_data(others_data)
-        results: dict[str, dict] = {}
-        for label, repo in repos.items():
-            print(f"[{label}: {repo}] preprocess lakh with 1 and 2 workers ...", flush=True)
-            pre = preprocess_runs(datasets, work, repo, label.replace(" ", "-"), args.n)
-            print(f"[{label}] maestro, groove, deam of the sample data ...", flush=True)
-            others = other_sources(others_data, work, repo, label.replace(" ", "-"))
-            results[label] = {"preprocess": pre, "others": others, "projection": projections(pre[2], others, args.n)}
-            print(f"load: {load()}")
+                make_sample_data(others_data)
+            for label, repo in repos.items():
+                print(f"[{label}: {repo}] preprocess lakh with 1 and 2 workers ...", flush=True)
+                pre = preprocess_runs(datasets, work, repo, label.replace(" ", "-"), args.n)
+                print(f"[{label}] maestro, groove, deam of the sample data ...", flush=True)
+                others = other_sources(others_data, work, repo, label.replace(" ", "-"))
+                results[label] = {"preprocess": pre, "others": others,
+                                  "projection": projections(pre[2], others, args.n)}
+                print(f"load: {load()}")
         if not args.skip_training:
             for label, repo in repos.items():
-                print(f"[{label}] one epoch per network, in memory and streamed ...", flush=True)
-                caches = {"lakh": results[label]["preprocess"][2]["cache"], "others": results[label]["others"]["cache"]}
-                results[label]["training"] = training(caches, repo, args.device, args.batch_size, args.networks)
+                print(f"[{label}] one epoch per network, in memory and streamed, {args.threads} torch thread(s) ...",
+                      flush=True)
+                tag = label.replace(" ", "-")
+                caches = {"lakh": work / f"cache-{tag}-2", "others": work / f"cache-{tag}-others"}
+                results[label]["training"] = training(caches, repo, args.device, args.batch_size, args.networks,
+                                                      args.threads)
                 print(f"load: {load()}")
         report(args.n, results)
         print(f"load after: {load()}")
