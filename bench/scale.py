@@ -197,7 +197,7 @@ TRAIN = (
     "print(json.dumps({'samples': r.samples, 'train_seconds': r.train_seconds, 'epoch_seconds': r.seconds,\n"
     "                  'prepare_seconds': prepared, 'in_memory': data.in_memory, 'threads': torch.get_num_threads()}))\n"
 )
-IN_MEMORY_MB, STREAMED_MB = 1e6, 1.0
+IN_MEMORY_MB, STREAMED_MB = 1e6, 0.001
 
 
 def train_epoch(cache: Path, key: str, budget_mb: float, repo: Path, device: str, batch: int, threads: int) -> dict:
