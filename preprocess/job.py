@@ -178,13 +178,10 @@ def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:
     return {**removed, "missing_shards_forgotten": len(missing), "unreferenced_shards_removed": len(unreferenced)}
 
 
-def _welford_merge(count, mean, m2, block: np.ndarray):
-    """Chan et al.'s pairwise update of (count, mean, M2) with a block of rows (float64)."""
-    n_b = block.shape[0]
+def _welford_merge(count, mean, m2, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray):
+    """Chan et al.'s pairwise update of (count, mean, M2) with a block's (count, mean, M2) (float64)."""
     if n_b == 0:
         return count, mean, m2
-    mean_b = block.mean(axis=0)
-    m2_b = ((block - mean_b) ** 2).sum(axis=0)
     if count == 0:
         return n_b, mean_b, m2_b
     total = count + n_b
@@ -203,8 +200,7 @@ def training_input_stats(cache_dir: Path, network: str) -> dict | None:
         blocks = reader.iter_network_blocks(cache_dir, network)
         count, mean, m2 = 0, None, None
         for block in blocks:
-            rows = block.inputs[block.split == 0].astype(np.float64)
-            count, mean, m2 = _welford_merge(count, mean, m2, rows)
+            count, mean, m2 = _welford_merge(count, mean, m2, *block.take(block.split == 0).input_moments())
     except KellyError:
         return None
     if count == 0:

@@ -416,3 +416,14 @@ def test_harmony_history_is_stored_as_previous_chords_and_rebuilt_exactly():
         contexts, _ = harmony_samples(classes, np.zeros(64, np.float32))
         np.testing.assert_array_equal(contexts[:, 64:], expected)
     assert previous_chords([7, 8, 9]).tolist() == [[7, 255, 255, 255], [8, 7, 255, 255]]
+
+
+def test_input_moments_count_each_distinct_value_once_and_equal_the_rows(tmp_path, pieces):
+    commit(tmp_path / "cache", "lakh/shard-0001.h5", [extract_item(item) for item in pieces])
+    for network in ("melody", "harmony"):
+        rows = reader.load_network(tmp_path / "cache", network)
+        n, mean, m2 = rows.input_moments()
+        x = rows.inputs.astype(np.float64)
+        assert n == len(x) and mean.shape == m2.shape == (spec.NETWORKS[network][0],)
+        np.testing.assert_allclose(mean, x.mean(0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(m2, ((x - x.mean(0)) ** 2).sum(0), rtol=1e-10, atol=1e-9)

@@ -380,16 +380,15 @@ def prepare(
             counts[f"{split_name}_windows"] += len(part)
             counts[split_name] += len(part) if length is None else len(sequence_index(part.item, part.window, length))
             if code == TRAIN and len(part):
-                n_train += len(part)
-                for start in range(0, len(part), STATS_ROWS):       # decoded a slice at a time
-                    chunk = part.take(slice(start, start + STATS_ROWS))
-                    x = chunk.inputs.astype(np.float64)
-                    total += x.sum(0)
-                    total_sq += (x * x).sum(0)
-                    if key == "harmony":
-                        target_sum += np.bincount(chunk.stored_targets, minlength=n_out)[:n_out]
-                    else:
-                        target_sum += chunk.targets.astype(np.float64).sum(0)
+                n, mean, m2 = part.input_moments()
+                n_train += n
+                total += n * mean
+                total_sq += m2 + n * mean * mean
+                if key == "harmony":
+                    target_sum += np.bincount(part.stored_targets, minlength=n_out)[:n_out]
+                else:
+                    for start in range(0, len(part), STATS_ROWS):       # decoded a slice at a time
+                        target_sum += part.take(slice(start, start + STATS_ROWS)).targets.astype(np.float64).sum(0)
     counts["items"] = len(items)
     if counts["train"] < MIN_TRAIN_SAMPLES or counts["validation"] < 1:
         unit = "sequences" if length else "samples"

@@ -12,11 +12,14 @@ One SQLite file, ``<cache>/manifest.sqlite`` (stdlib sqlite3), written by the pr
 - ``stat_cache``: (path, size, mtime_ns) -> content hash, so an unchanged rerun does not re-read files.
 
 A done item is *served* (its rows are training data) while its row's feature version is the code's
-`spec.FEATURE_VERSION`. The meta table records the layout the shards are written in
-(``cache_format``, `layout.SHARD_FORMAT`; a manifest without it is of the first layout): when the
-job opens a cache of another layout it forgets every item and shard (`Manifest.open` with
-`create`, see `rebuilt_from`), so that the whole cache is computed again; a reader refuses it. Recomputing an item replaces its row, so its old rows stop being served at
+`spec.FEATURE_VERSION`. Recomputing an item replaces its row, so its old rows stop being served at
 the same commit that makes the new ones visible. Each shard is committed in one transaction.
+
+The meta table records the layout the shards are written in (``cache_format``,
+`layout.SHARD_FORMAT`; a manifest without it was written in the first layout). When the job opens
+a cache of another layout, the manifest forgets every item and shard (`Manifest.open` with
+`create`; `rebuilt_from` says it happened), and the whole cache is computed again; a reader
+refuses such a cache.
 """
 from __future__ import annotations
 

@@ -110,6 +110,33 @@ class Rows:
         harmony: int64 [N] chord classes."""
         return layout.decode_targets(self.network, self.stored_targets)
 
+    def input_moments(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(n, mean, m2) of `inputs` column by column (float64 [Din] each; m2 = sum of squared
+        deviations), without decoding every row: each distinct item embedding, and each distinct
+        stored history (harmony), counts once with its number of rows."""
+        n = len(self)
+        parts: list[tuple[np.ndarray, np.ndarray]] = []       # (distinct values [G, k], rows of each [G])
+        width = layout.item_width(self.network)
+        if width:
+            items, counts = np.unique(self.item, return_counts=True)
+            parts.append((self.items.embedding[items, :width], counts))
+        if layout.row_width(self.network):
+            if self.network == "harmony":
+                own = np.ascontiguousarray(self.row_inputs)
+                codes = own.view(np.dtype((np.void, own.shape[1] * own.itemsize))).ravel()
+                distinct, counts = np.unique(codes, return_counts=True)
+                values = distinct.view(own.dtype).reshape(-1, own.shape[1])
+                parts.append((layout.decode_row_inputs(self.network, values), counts))
+            else:
+                parts.append((layout.decode_row_inputs(self.network, self.row_inputs), np.ones(n, np.int64)))
+        means, m2s = [], []
+        for values, counts in parts:
+            values, weights = values.astype(np.float64), counts.astype(np.float64)[:, None]
+            mean = (weights * values).sum(0) / max(n, 1)
+            means.append(mean)
+            m2s.append((weights * (values - mean) ** 2).sum(0))
+        return n, np.concatenate(means), np.concatenate(m2s)
+
     # --- per-item values, per row ------------------------------------------------------------------
     @property
     def split(self) -> np.ndarray:
