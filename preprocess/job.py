@@ -613,6 +613,15 @@ def run_preprocess(
     local_workers = backend == "loky" and bool(to_read)
     # the workers start, and import the feature code, while the datasets are read
     workers_up = start_workers(workers, runner) if local_workers else set
+    ended = False
+
+    def end_workers() -> None:
+        nonlocal ended
+        if not ended:
+            ended = True
+            runner.close()
+            if local_workers and workers > 1:
+                stop_workers()      # the pool ends with the job: no idle processes left behind
     local_cluster = None
     try:
         # read every other source first: a reader's error stops the run before any work
@@ -660,11 +669,14 @@ def run_preprocess(
                         run.close()
                 per_source = {name: (_unchanged_source(unchanged[name], manifest.status_counts(name))
                                      if name in unchanged else finished[name]) for name in wanted}
+                runs.clear()        # every item is filed: the items and plans are not needed any more
+                results.clear()
                 after = clean_cache(cache_dir, manifest)
                 cleanup["unreferenced_shards_removed"] += after["unreferenced_shards_removed"]
                 cache_samples = manifest.samples_by_split()
             finally:
                 manifest.close()
+            end_workers()           # nothing left for them: they do not wait through the statistics
             stats_networks: list[str] = []
             stats_recomputed = False
             if cache_samples and not _stats_current(cache_dir):
@@ -673,9 +685,7 @@ def run_preprocess(
             elif cache_samples:
                 stats_networks = sorted(json.loads((cache_dir / "stats.json").read_text())["networks"])
     finally:
-        runner.close()
-        if local_workers and workers > 1:
-            stop_workers()      # the pool ends with the job: no idle processes left behind
+        end_workers()
         if local_cluster is not None:
             local_cluster.close()
     summary = _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,

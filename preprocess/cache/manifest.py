@@ -301,19 +301,18 @@ class Manifest:
             params += sources
         return self._records(where + " ORDER BY source, shard, shard_item", params)
 
-    def served_rows(self, network: str, sources: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
-        """Rows of `network` per served (source, item_id)."""
-        params: list[Any] = [network, current_feature_version()]
-        where = ""
-        if sources is not None:
-            sources = list(sources)
-            where = f" AND i.source IN ({','.join('?' * len(sources))})"
-            params += sources
+    def served_items(self, network: str, sources: Iterable[str]) -> list[tuple]:
+        """The served items with rows of `network`, ordered by source, shard, index in the shard:
+        (source, item_id, split, label_source, valence, arousal, shard, shard_item) each, what the
+        reader needs (plain tuples: a cache of Lakh's size lists 176,581)."""
+        sources = list(sources)
         rows = self._db.execute(
-            "SELECT i.source, i.item_id, s.rows FROM items i JOIN item_samples s "
-            "ON s.source = i.source AND s.item_id = i.item_id AND s.network = ? "
-            "WHERE i.status = 'done' AND i.feature_version = ?" + where, params).fetchall()
-        return {(source, item_id): n for source, item_id, n in rows}
+            "SELECT i.source, i.item_id, i.split, i.label_source, i.valence, i.arousal, i.shard, i.shard_item "
+            "FROM items i JOIN item_samples s ON s.source = i.source AND s.item_id = i.item_id AND s.network = ? "
+            f"WHERE i.status = 'done' AND i.feature_version = ? AND s.rows > 0 "
+            f"AND i.source IN ({','.join('?' * len(sources))}) ORDER BY i.source, i.shard, i.shard_item",
+            [network, current_feature_version(), *sources]).fetchall()
+        return rows
 
     def failures(self, source: str | None = None) -> list[ItemRecord]:
         """Failed items of the code's feature version, oldest first within each source."""

@@ -103,15 +103,16 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
     network_sources = _check_network(network)[2]
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
-        with_rows = manifest.served_rows(network, wanted)
-        records = [r for r in manifest.served(wanted) if with_rows.get((r.source, r.item_id), 0) > 0]
-    if not records:
+        served = manifest.served_items(network, wanted)
+    if not served:
         raise KellyError(f"{cache_dir}: no {network} samples in the cache (sources {', '.join(wanted) or 'none'}); "
                          f"run `kelly preprocess` for {' or '.join(network_sources)}")
-    embedding = np.full((len(records), spec.EMBEDDING_SIZE), np.nan, dtype=np.float32)
+    source, item_id, split, label_source, valence, arousal, shard, shard_item = zip(*served)
+    del served
+    embedding = np.full((len(item_id), spec.EMBEDDING_SIZE), np.nan, dtype=np.float32)
     by_shard: dict[str, list[tuple[int, int]]] = {}
-    for index, record in enumerate(records):
-        by_shard.setdefault(record.shard, []).append((int(record.shard_item), index))
+    for index, (name, local) in enumerate(zip(shard, shard_item)):
+        by_shard.setdefault(name, []).append((int(local), index))
     shards: dict[str, np.ndarray] = {}
     for name in sorted(by_shard):
         with _open_shard(cache_dir, name) as h5:
@@ -123,11 +124,11 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
             embedding[global_index] = h5["items/embedding"][()][local]
         shards[name] = local_to_global
     items = ItemTable(
-        item_ids=[r.item_id for r in records], sources=[r.source for r in records],
-        split=np.array([SPLIT_CODES[r.split] for r in records], dtype=np.uint8),
-        valence=np.array([np.nan if r.valence is None else r.valence for r in records], dtype=np.float32),
-        arousal=np.array([np.nan if r.arousal is None else r.arousal for r in records], dtype=np.float32),
-        label_source=np.array([LABEL_SOURCE_CODES[r.label_source] for r in records], dtype=np.uint8),
+        item_ids=list(item_id), sources=list(source),
+        split=np.array([SPLIT_CODES[s] for s in split], dtype=np.uint8),
+        valence=np.array([np.nan if v is None else v for v in valence], dtype=np.float32),
+        arousal=np.array([np.nan if a is None else a for a in arousal], dtype=np.float32),
+        label_source=np.array([LABEL_SOURCE_CODES[c] for c in label_source], dtype=np.uint8),
         embedding=embedding)
     return _Plan(items, shards)
 
