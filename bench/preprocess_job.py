@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 RUN = (
     "import json, sys\n"
     "from preprocess.job import run_preprocess\n"
-    "s = run_preprocess('all', datasets_dir=sys.argv[1], cache_dir=sys.argv[2], workers=int(sys.argv[3]), progress=False)\n"
+    "s = run_preprocess(sys.argv[4], datasets_dir=sys.argv[1], cache_dir=sys.argv[2], workers=int(sys.argv[3]), progress=False)\n"
     "print(json.dumps({'seconds': s['seconds'], 'sources': {k: {'seconds': v['seconds'], 'computed': v['computed'],"
-    " 'read_seconds': v['read_seconds']} for k, v in s['sources'].items()}}))\n"
+    " 'done': v['done'], 'failed': v['failed'], 'read_seconds': v['read_seconds']} for k, v in s['sources'].items()}}))\n"
 )
 STARTUP = (
     "import time\n"
@@ -76,13 +77,71 @@ def worker_startup() -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def run(datasets: Path, cache: Path, workers: int) -> dict:
-    """One `preprocess all` in a fresh interpreter: {"wall": s, "seconds": job s, "sources": {...}}."""
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants now (psutil when installed, else /proc)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        total = 0
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo, page = 0, [pid], os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
+        except OSError:
+            pass
+        todo += children.get(current, [])
+    return total
+
+
+def run_sampled(args: list[str], *, cwd: Path = REPO, env: dict | None = None, interval: float = 0.05):
+    """Run a command, sampling the resident memory of its whole process tree every `interval` s.
+
+    Returns (stdout, wall seconds, peak tree RSS in bytes); a non-zero exit raises CalledProcessError.
+    """
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN, str(datasets), str(cache), str(workers)],
-                          cwd=REPO, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    return {"wall": wall, **json.loads(done.stdout.strip().splitlines()[-1])}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(interval)
+        wall = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, args, stdout, stderr)
+    return stdout, wall, peak
+
+
+def run(datasets: Path, cache: Path, workers: int, source: str = "all", *, repo: Path = REPO) -> dict:
+    """One `preprocess <source>` (what `kelly preprocess` runs) in a fresh interpreter, with the code of
+    `repo`: {"wall": s, "peak_rss": bytes of the process tree, "seconds": job s, "sources": {...}}."""
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    stdout, wall, peak = run_sampled([sys.executable, "-c", RUN, str(datasets), str(cache), str(workers), source],
+                                     cwd=repo, env=env)
+    return {"wall": wall, "peak_rss": peak, **json.loads(stdout.strip().splitlines()[-1])}
 
 
 def write_datasets(root: Path, scale: int) -> None:

@@ -16,7 +16,6 @@ when its first optimizer step finished, counted from its process start (target: 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import re
@@ -70,16 +69,21 @@ def tiled_data(cache_dir: Path, key: str, sequence_length: int, min_epoch_sample
     """The network's cache rows, repeated (each copy as new items) until an epoch has at least
     `min_epoch_samples` training samples: a small cache's epochs are a handful of batches, where
     the per-epoch work (validation, checkpoints) would swamp the per-batch cost being measured."""
-    from preprocess.cache import reader
+    import numpy as np
 
-    rows = train_data.Rows.from_arrays(reader.load_network(cache_dir, key))
+    from preprocess.cache import reader
+    from preprocess.cache.rows import ItemTable
+
+    rows = reader.load_network(cache_dir, key)
     once = train_data.from_rows(rows, key, sequence_length=sequence_length).counts["train"]
     copies = max(1, math.ceil(min_epoch_samples / once))
-    items = int(rows.item.max()) + 1
-    parts = [dataclasses.replace(rows, item=rows.item + c * items) for c in range(copies)]
-    tiled = train_data.Rows.concat(parts)
-    tiled.item_ids = [f"{c}:{i}" for c in range(copies) for i in (rows.item_ids or range(items))]
-    tiled.sources = []
+    table, items = rows.items, len(rows.items)
+    tiled_table = ItemTable(
+        item_ids=[f"{c}:{i}" for c in range(copies) for i in table.item_ids], sources=table.sources * copies,
+        split=np.tile(table.split, copies), valence=np.tile(table.valence, copies),
+        arousal=np.tile(table.arousal, copies), label_source=np.tile(table.label_source, copies),
+        embedding=np.tile(table.embedding, (copies, 1)))
+    tiled = train_data.Rows.concat([replace(rows, item=rows.item + c * items, items=tiled_table) for c in range(copies)])
     return train_data.from_rows(tiled, key, sequence_length=sequence_length)
 
 

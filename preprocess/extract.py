@@ -3,20 +3,24 @@
     deam     "emotion": inputs = the clip's 0.5-s log-mel windows [W, 128]; targets = embed(v, a) per
              window, from DEAM's 2-Hz dynamic labels where the window has one, else the static labels.
              Plus the clip summary [128].
-    lakh     "melody": inputs = the item's embedding repeated per 1-s window [W, 64], targets = the
-             window's sounding pitches [W, 128]; "harmony": one chord per beat, repeats merged.
-             Both at the pitch reference of spec.PITCH_REFERENCE (key-relative: tonic on C).
-    maestro  "dynamics": inputs = the embedding's first 32 values per 2-s window, targets = 16
-             expression values; plus "melody" and "harmony" as for lakh.
-    groove   "groove": inputs = the embedding per bar [W, 64], targets = 32 groove values (the fill
-             flag from the metadata's beat_type when present).
+    lakh     "melody": one row per 1-s window, targets = the window's sounding pitches [W, 128];
+             "harmony": one chord per beat, repeats merged. Both at the pitch reference of
+             spec.PITCH_REFERENCE (key-relative: tonic on C), keys section by section.
+    maestro  "dynamics": one row per 2-s window, targets = 16 expression values; plus "melody" and
+             "harmony" as for lakh.
+    groove   "groove": one row per bar, targets = 32 groove values (the fill flag from the metadata's
+             beat_type when present).
     harmony  "harmony": the progression's written chord symbols; an unknown symbol fails the
              progression (naming the symbol), it is never guessed. Key-relative like the others,
              the key being that of the progression's chord tones.
 
 The embedding is `embed(valence, arousal)` of the item's labels: annotated ones, or for items
 whose label_source is "proxy" the documented proxy labels (`proxy_labels`), recorded in the result
-with the attributes they came from. Every failure raises `ExtractionError` with the stage it
+with the attributes they came from. It is the first part of the melody, harmony, dynamics (its
+first 32 values) and groove inputs, the same on every row of an item: the result holds it once
+(`ItemResult.embedding`) and the rows only what is their own, packed as the cache stores it
+(`preprocess.cache.layout`: melody targets in uint8 steps of 1/255, harmony's context as its
+previous chords). Every failure raises `ExtractionError` with the stage it
 happened in ("read", "midi", "audio", "labels", "melody", "dynamics", "groove", "chords",
 "harmony", "keys", "validate", "samples"); the job records it and goes on.
 
@@ -32,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from preprocess.cache.layout import encode_targets
 from preprocess.cache.manifest import file_hash
 from preprocess.cache.shards import ItemResult, validate_result
 from preprocess.features import spec
@@ -106,13 +111,12 @@ def dynamic_label_windows(n_windows: int, valence: np.ndarray, arousal: np.ndarr
         return (np.where(labelled, v_sum / count, np.nan), np.where(labelled, a_sum / count, np.nan), labelled)
 
 
-def repeat_rows(vector: np.ndarray, n: int) -> np.ndarray:
-    """float32 [n, len(vector)]: the vector on every row."""
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(vector, dtype=np.float32), (n, len(vector))))
-
-
-def _samples(inputs: np.ndarray, targets: np.ndarray, window: np.ndarray) -> dict[str, np.ndarray]:
-    return {"inputs": inputs, "targets": targets, "window": np.asarray(window, dtype=np.int32)}
+def _samples(network: str, targets: np.ndarray, window: np.ndarray, inputs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A network's rows as the cache stores them: targets encoded, the row's own inputs where it has any."""
+    out = {"targets": encode_targets(network, targets), "window": np.asarray(window, dtype=np.int32)}
+    if inputs is not None:
+        out["inputs"] = inputs
+    return out
 
 
 # --- labels ------------------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ def _chords_and_keys(notes):
         return chords_and_keys(notes)
 
 
-def _notes_harmony(chords, keys, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+def _notes_harmony(chords, keys) -> dict[str, np.ndarray] | None:
     """Harmony samples from a MIDI file's chords (at the pace of the beat), each at the pitch
     reference of the key sounding at its middle, repeats merged; None when too short."""
     from preprocess.features.chords import chord_sequence
@@ -188,33 +192,35 @@ def _notes_harmony(chords, keys, embedding: np.ndarray) -> dict[str, np.ndarray]
 
     with stage("harmony"):
         tonic, _ = keys.at((chords.start + chords.end) / 2)
-        return _progression_samples(chord_sequence(classes_at_reference(chords.chord, tonic)), embedding)
+        return _progression_samples(chord_sequence(classes_at_reference(chords.chord, tonic)))
 
 
-def _progression_samples(sequence: list[int], embedding: np.ndarray) -> dict[str, np.ndarray] | None:
-    from preprocess.features.harmony import harmony_samples
+def _progression_samples(sequence: list[int]) -> dict[str, np.ndarray] | None:
+    """One row per chord, the opening one included (with nothing before it: what the network sees
+    when the plugin starts a progression): the chord (target) and the chords before it (the row's
+    inputs; the context's other half is the item's embedding, see preprocess.features.harmony)."""
+    from preprocess.features.harmony import previous_chords
 
-    contexts, targets = harmony_samples(np.asarray(sequence, dtype=np.int64), embedding, opening=True)
-    if len(targets) == 0:
+    classes = np.asarray(sequence, dtype=np.int64)
+    if classes.size == 0:
         return None
-    return _samples(np.asarray(contexts, dtype=np.float32), np.asarray(targets, dtype=np.int64),
-                    np.arange(len(targets)))
+    return _samples("harmony", classes, np.arange(classes.size), inputs=previous_chords(classes, opening=True))
 
 
-def _melody(notes, keys, embedding: np.ndarray) -> dict[str, np.ndarray] | None:
+def _melody(notes, keys) -> dict[str, np.ndarray] | None:
     from preprocess.features.melody import melody_targets
 
     with stage("melody"):
         targets, window = melody_targets(notes, keys)
     if len(window) == 0:
         return None
-    return _samples(repeat_rows(embedding, len(window)), targets, window)
+    return _samples("melody", targets, window)
 
 
-def _result(item, content_hash: str, v: float, a: float, samples: dict, **extra) -> ItemResult:
+def _result(item, content_hash: str, v: float, a: float, embedding: np.ndarray, samples: dict, **extra) -> ItemResult:
     return ItemResult(source=item.source, item_id=item.item_id, split=item.split, content_hash=content_hash,
                       label_source=item.label_source, valence=v, arousal=a, source_path=str(item.path),
-                      samples={k: s for k, s in samples.items() if s is not None}, **extra)
+                      embedding=embedding, samples={k: s for k, s in samples.items() if s is not None}, **extra)
 
 
 # --- one function per source -------------------------------------------------------------------------
@@ -240,21 +246,21 @@ def extract_deam(item, content_hash: str) -> ItemResult:
             valence[labelled], arousal[labelled] = dv[labelled], da[labelled]
     with stage("embedding"):
         targets = embed(valence, arousal)
+        embedding = embed(v, a)
     attributes = {"duration_s": features.duration_s, "windows_with_dynamic_labels": int(labelled.sum()),
                   "clipped_fraction": features.clipped_fraction, "rms": features.rms,
                   "original_sr": features.original_sr}
-    samples = {"emotion": _samples(features.windows, targets, np.arange(n))}
-    return _result(item, content_hash, v, a, samples, clip=features.clip, attributes=attributes)
+    samples = {"emotion": _samples("emotion", targets, np.arange(n), inputs=features.windows)}
+    return _result(item, content_hash, v, a, embedding, samples, clip=features.clip, attributes=attributes)
 
 
 def extract_lakh(item, content_hash: str) -> ItemResult:
     """Lakh MIDI -> "melody" (1-s windows) + "harmony" (chords per beat)."""
     notes = _load_notes(item, pitched=True)
     v, a, attributes = _midi_labels(item, notes)
-    embedding = _embedding(v, a)
     chords, keys = _chords_and_keys(notes)
-    samples = {"melody": _melody(notes, keys, embedding), "harmony": _notes_harmony(chords, keys, embedding)}
-    return _result(item, content_hash, v, a, samples, attributes=attributes)
+    samples = {"melody": _melody(notes, keys), "harmony": _notes_harmony(chords, keys)}
+    return _result(item, content_hash, v, a, _embedding(v, a), samples, attributes=attributes)
 
 
 def extract_maestro(item, content_hash: str) -> ItemResult:
@@ -263,14 +269,12 @@ def extract_maestro(item, content_hash: str) -> ItemResult:
 
     notes = _load_notes(item, pitched=True)
     v, a, attributes = _midi_labels(item, notes)
-    embedding = _embedding(v, a)
     with stage("dynamics"):
         targets, window = dynamics_windows(notes)
-    dynamics = _samples(repeat_rows(embedding[: spec.DYNAMICS_INPUTS], len(window)), targets, window) if len(window) else None
+    dynamics = _samples("dynamics", targets, window) if len(window) else None
     chords, keys = _chords_and_keys(notes)
-    samples = {"dynamics": dynamics, "melody": _melody(notes, keys, embedding),
-               "harmony": _notes_harmony(chords, keys, embedding)}
-    return _result(item, content_hash, v, a, samples, attributes=attributes)
+    samples = {"dynamics": dynamics, "melody": _melody(notes, keys), "harmony": _notes_harmony(chords, keys)}
+    return _result(item, content_hash, v, a, _embedding(v, a), samples, attributes=attributes)
 
 
 def extract_groove(item, content_hash: str) -> ItemResult:
@@ -279,11 +283,10 @@ def extract_groove(item, content_hash: str) -> ItemResult:
 
     notes = _load_notes(item, pitched=False)
     v, a, attributes = _midi_labels(item, notes)
-    embedding = _embedding(v, a)
     with stage("groove"):
         targets, window = groove_windows(notes, is_fill=fill_label(metadata_read(item)))
-    groove = _samples(repeat_rows(embedding, len(window)), targets, window) if len(window) else None
-    return _result(item, content_hash, v, a, {"groove": groove}, attributes=attributes)
+    groove = _samples("groove", targets, window) if len(window) else None
+    return _result(item, content_hash, v, a, _embedding(v, a), {"groove": groove}, attributes=attributes)
 
 
 def extract_harmony(item, content_hash: str) -> ItemResult:
@@ -304,13 +307,12 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
         except UnknownChord as exc:
             raise ExtractionError("chords", f"unknown chord symbol {symbol!r} at position {position} of "
                                             f"progression {item.item_id}") from exc
-    embedding = _embedding(v, a)
     with stage("harmony"):
         from preprocess.features.harmony import classes_at_reference, progression_key
 
         classes = classes_at_reference(classes, progression_key(classes)[0])
-        harmony = _progression_samples(chord_sequence(classes), embedding)
-    return _result(item, content_hash, v, a, {"harmony": harmony},
+        harmony = _progression_samples(chord_sequence(classes))
+    return _result(item, content_hash, v, a, _embedding(v, a), {"harmony": harmony},
                    attributes={"chords": " ".join(chords)})
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from kelly.files import check_output_dir, describe_os_error, make_dir
+from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import (
     DoneEntry,
     FailureEntry,
@@ -183,13 +184,10 @@ def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:
     return {**removed, "missing_shards_forgotten": len(missing), "unreferenced_shards_removed": len(unreferenced)}
 
 
-def _welford_merge(count, mean, m2, block: np.ndarray):
-    """Chan et al.'s pairwise update of (count, mean, M2) with a block of rows (float64)."""
-    n_b = block.shape[0]
+def _welford_merge(count, mean, m2, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray):
+    """Chan et al.'s pairwise update of (count, mean, M2) with a block's (count, mean, M2) (float64)."""
     if n_b == 0:
         return count, mean, m2
-    mean_b = block.mean(axis=0)
-    m2_b = ((block - mean_b) ** 2).sum(axis=0)
     if count == 0:
         return n_b, mean_b, m2_b
     total = count + n_b
@@ -208,8 +206,7 @@ def training_input_stats(cache_dir: Path, network: str) -> dict | None:
         blocks = reader.iter_network_blocks(cache_dir, network)
         count, mean, m2 = 0, None, None
         for block in blocks:
-            rows = block.inputs[block.split == 0].astype(np.float64)
-            count, mean, m2 = _welford_merge(count, mean, m2, rows)
+            count, mean, m2 = _welford_merge(count, mean, m2, *block.take(block.split == 0).input_moments())
     except KellyError:
         return None
     if count == 0:
@@ -524,6 +521,8 @@ def _unchanged_sources(cache_dir: Path, fingerprints: dict[str, str | None]) -> 
     if not fingerprints or not (cache_dir / MANIFEST_NAME).is_file():
         return {}
     with Manifest.open(cache_dir) as manifest:
+        if manifest.cache_format() not in (None, SHARD_FORMAT):
+            return {}                   # another layout: the whole cache is rebuilt
         stored = {name: manifest.get_meta(FINGERPRINT_KEY + name) for name in fingerprints}
     out = {}
     for name, fingerprint in fingerprints.items():
@@ -622,6 +621,15 @@ def run_preprocess(
     local_workers = backend == "loky" and bool(to_read)
     # the workers start, and import the feature code, while the datasets are read
     workers_up = start_workers(workers, runner) if local_workers else set
+    ended = False
+
+    def end_workers() -> None:
+        nonlocal ended
+        if not ended:
+            ended = True
+            runner.close()
+            if local_workers and workers > 1:
+                stop_workers()      # the pool ends with the job: no idle processes left behind
     local_cluster = None
     try:
         # read every other source first: a reader's error stops the run before any work
@@ -637,7 +645,11 @@ def run_preprocess(
             scheduler = local_cluster.scheduler_address
         with CacheLock(cache_dir):
             manifest = Manifest.open(cache_dir, create=True)
+            rebuilt_from = manifest.rebuilt_from
             try:
+                if manifest.rebuilt_from:
+                    print(f"{cache_dir}: the cache was written in the layout {manifest.rebuilt_from}, this code "
+                          f"writes {SHARD_FORMAT}: rebuilding it (every item is computed again)", file=sys.stderr)
                 cleanup = clean_cache(cache_dir, manifest)
                 finished: dict[str, dict] = {}
 
@@ -665,11 +677,14 @@ def run_preprocess(
                         run.close()
                 per_source = {name: (_unchanged_source(unchanged[name], manifest.status_counts(name))
                                      if name in unchanged else finished[name]) for name in wanted}
+                runs.clear()        # every item is filed: the items and plans are not needed any more
+                results.clear()
                 after = clean_cache(cache_dir, manifest)
                 cleanup["unreferenced_shards_removed"] += after["unreferenced_shards_removed"]
                 cache_samples = manifest.samples_by_split()
             finally:
                 manifest.close()
+            end_workers()           # nothing left for them: they do not wait through the statistics
             stats_networks: list[str] = []
             stats_recomputed = False
             if cache_samples and not _stats_current(cache_dir):
@@ -678,13 +693,13 @@ def run_preprocess(
             elif cache_samples:
                 stats_networks = sorted(json.loads((cache_dir / "stats.json").read_text())["networks"])
     finally:
-        runner.close()
-        if local_workers and workers > 1:
-            stop_workers()      # the pool ends with the job: no idle processes left behind
+        end_workers()
         if local_cluster is not None:
             local_cluster.close()
-    return _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
-                    stats_networks, stats_recomputed, time.perf_counter() - started)
+    summary = _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
+                       stats_networks, stats_recomputed, time.perf_counter() - started)
+    summary["rebuilt_from"] = rebuilt_from
+    return summary
 
 
 def preprocess_all(datasets_dir: str | Path, cache_dir: str | Path, **options) -> dict:
@@ -727,6 +742,8 @@ def format_summary(summary: dict) -> str:
     """The summary as the lines `kelly preprocess` prints."""
     lines = [f"preprocess: {len(summary['sources'])} source(s) in {summary['seconds']:.1f} s "
              f"-> {summary['cache_dir']} (feature version {summary['feature_version']})"]
+    if summary.get("rebuilt_from"):
+        lines.append(f"  the cache was in the layout {summary['rebuilt_from']}, rebuilt in {SHARD_FORMAT}")
     for name, s in summary["sources"].items():
         extra = ["unchanged since the last complete run, not read again"] if s.get("unchanged") else []
         if s["already_done"]:

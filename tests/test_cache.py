@@ -9,8 +9,9 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from preprocess.cache import reader
+from preprocess.cache import layout, reader
 from preprocess.cache.manifest import DoneEntry, Manifest, file_hash
+from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.shards import InvalidResult, ItemResult, validate_result, write_shard
 from preprocess.datasets.base import Item
 from preprocess.errors import KellyError
@@ -72,9 +73,22 @@ def commit(cache_dir: Path, name: str, results: list[ItemResult]) -> None:
         manifest.commit_shard(name, results[0].source, entries, nbytes)
 
 
-def rows_by_key(arrays: reader.NetworkArrays) -> dict:
+def rows_by_key(arrays: Rows) -> dict:
     return {(arrays.item_ids[i], int(w)): (x, y)
             for i, w, x, y in zip(arrays.item, arrays.window, arrays.inputs, arrays.targets)}
+
+
+def network_view(result: ItemResult, network: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) of an item's rows as extraction computed them, the way the old layout stored
+    them: the embedding repeated on every row, the chord history as 64 values, targets as computed."""
+    from preprocess.features.harmony import history_vectors
+
+    s = result.samples[network]
+    n = len(s["window"])
+    parts = [np.broadcast_to(result.embedding[: layout.item_width(network)], (n, layout.item_width(network)))]
+    if network == "harmony":
+        parts.append(history_vectors(s["inputs"]))
+    return np.concatenate(parts, axis=1), layout.decode_targets(network, s["targets"])
 
 
 def test_shard_round_trip_through_the_reader(tmp_path, pieces):
@@ -94,8 +108,8 @@ def test_shard_round_trip_through_the_reader(tmp_path, pieces):
             assert arrays.targets.dtype == np.float32 and arrays.targets.shape == (n, 128)
         got = rows_by_key(arrays)
         for r in results:
-            s = r.samples[network]
-            for x, y, w in zip(s["inputs"], s["targets"], s["window"]):
+            inputs, targets = network_view(r, network)
+            for x, y, w in zip(inputs, targets, r.samples[network]["window"]):
                 gx, gy = got[(r.item_id, int(w))]
                 np.testing.assert_array_equal(gx, x)
                 np.testing.assert_array_equal(gy, y)
@@ -112,9 +126,28 @@ def test_shard_round_trip_through_the_reader(tmp_path, pieces):
         np.testing.assert_array_equal(order, np.arange(len(arrays)))
 
     with h5py.File(tmp_path / "cache" / "lakh" / "shard-0001.h5", "r") as h5:
-        assert h5["melody/inputs"].chunks is None and h5["melody/inputs"].compression is None
+        assert h5.attrs["format"] == layout.SHARD_FORMAT
+        assert h5["melody/targets"].chunks is None and h5["melody/targets"].compression is None
         assert [s.decode() for s in h5["items/item_id"][()]] == ["pop", "minor"]
         assert h5["items/content_hash"][0].decode() == file_hash(pieces[0].path)
+        # compact: the embedding once per item, no melody inputs per row, small exact types
+        np.testing.assert_array_equal(h5["items/embedding"][0], results[0].embedding)
+        assert "inputs" not in h5["melody"] and h5["melody/targets"].dtype == np.uint8
+        assert h5["harmony/inputs"].dtype == np.uint8 and h5["harmony/inputs"].shape[1] == spec.HARMONY_HISTORY
+        assert h5["harmony/targets"].dtype == np.uint8
+        assert h5["melody/item"].dtype == np.uint8 and h5["melody/window"].dtype == np.uint8
+
+
+def test_melody_targets_are_stored_within_the_documented_error():
+    fractions = np.concatenate([np.linspace(0, 1, 10_001), [0.5, np.nextafter(0.5, 0), 1 / 255, 0.0, 1.0]])
+    fractions = fractions.astype(np.float32)[None, :]
+    stored = layout.encode_targets("melody", fractions)
+    back = layout.decode_targets("melody", stored)
+    assert stored.dtype == np.uint8 and back.dtype == np.float32
+    error = np.abs(back.astype(np.float64) - fractions)
+    assert error.max() <= spec.MELODY_TARGET_MAX_ERROR and error.max() > 0.9 * 0.5 / 255   # the bound is tight
+    np.testing.assert_array_equal(back >= 0.5, fractions >= 0.5)          # the "active" side is kept
+    assert back[0, 0] == 0.0 and back[0, 10_000] == 1.0
 
 
 def test_reader_reads_whole_datasets_or_blocks_never_rows(tmp_path, pieces, monkeypatch):
@@ -133,16 +166,18 @@ def test_reader_reads_whole_datasets_or_blocks_never_rows(tmp_path, pieces, monk
     monkeypatch.setattr(h5py.Dataset, "__getitem__", counting)
     whole = reader.load_network(tmp_path / "cache", "melody")
     assert len(whole) == n
-    assert len(calls) <= 6             # item ids, then inputs/targets/item/window, each read once
+    assert len(calls) <= 4             # the item table's embeddings, then item/window/targets, each read once
     assert all(isinstance(k, slice) or k == () for k in calls)
 
     calls.clear()
     blocks = list(reader.iter_network_blocks(tmp_path / "cache", "melody", block_rows=16))
     assert [len(b) for b in blocks][:-1] == [16] * (len(blocks) - 1)
-    assert len(calls) <= 1 + 4 * len(blocks)
+    assert len(calls) <= 1 + 3 * len(blocks)
+    assert all(b.items is blocks[0].items for b in blocks)            # one item table for every block
     streamed = np.concatenate([b.inputs for b in blocks])
     np.testing.assert_array_equal(streamed, whole.inputs)
     np.testing.assert_array_equal(np.concatenate([b.item for b in blocks]), whole.item)
+    np.testing.assert_array_equal(np.concatenate([b.targets for b in blocks]), whole.targets)
 
 
 def test_uncommitted_shards_and_tmp_files_are_invisible_and_cleaned(tmp_path, pieces):
@@ -173,7 +208,7 @@ def test_a_recomputed_item_serves_only_its_new_rows(tmp_path, pieces):
 
     arrays = reader.load_network(cache, "melody")
     assert len(arrays) == second.rows()["melody"]
-    np.testing.assert_array_equal(arrays.targets, second.samples["melody"]["targets"])
+    np.testing.assert_array_equal(arrays.stored_targets, second.samples["melody"]["targets"])
     with Manifest.open(cache, create=True) as manifest:
         done = clean_cache(cache, manifest)
     assert done["unreferenced_shards_removed"] == 1
@@ -236,10 +271,26 @@ def test_invalid_results_are_refused(pieces):
     bad.samples["melody"]["targets"] = bad.samples["melody"]["targets"][:, :64]
     with pytest.raises(InvalidResult, match=r"melody: targets shape"):
         validate_result(bad)
+    unencoded = extract_item(pieces[0])
+    unencoded.samples["melody"]["targets"] = layout.decode_targets("melody", unencoded.samples["melody"]["targets"])
+    with pytest.raises(InvalidResult, match=r"melody: targets must be stored as uint8"):
+        validate_result(unencoded)
     nan = extract_item(pieces[0])
-    nan.samples["melody"]["inputs"][0, 0] = np.nan
-    with pytest.raises(InvalidResult, match="non-finite inputs"):
+    nan.embedding[0] = np.nan
+    with pytest.raises(InvalidResult, match="embedding has shape .* or non-finite values"):
         validate_result(nan)
+    missing = extract_item(pieces[0])
+    missing.embedding = None
+    with pytest.raises(InvalidResult, match="melody: the item has no embedding"):
+        validate_result(missing)
+    repeated = extract_item(pieces[0])
+    repeated.samples["melody"]["inputs"] = np.zeros((repeated.rows()["melody"], 64), np.float32)
+    with pytest.raises(InvalidResult, match="melody: rows carry no inputs of their own"):
+        validate_result(repeated)
+    chords = extract_item(pieces[0])
+    chords.samples["harmony"]["inputs"][0, 0] = 64
+    with pytest.raises(InvalidResult, match="harmony: previous chords must be classes"):
+        validate_result(chords)
     wrong = extract_item(pieces[0])
     wrong.samples["dynamics"] = good.samples["melody"]
     with pytest.raises(InvalidResult, match="dynamics samples from source 'lakh'"):
@@ -283,3 +334,104 @@ def test_the_reader_needs_neither_audio_nor_midi_libraries(tmp_path, pieces):
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")], capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=1)
     assert int(out[0]) > 0 and out[1].strip() == "[]"
+
+
+def write_first_layout(cache: Path) -> None:
+    """Turn a cache into what the first layout's code wrote: every row with its network's whole float32
+    input and target, int32 item and window columns, no item embeddings, and no layout in the manifest."""
+    for path in sorted(cache.glob("*/shard-*.h5")):
+        with h5py.File(path, "r+") as h5:
+            h5.attrs["format"] = "kelly-shard-1"
+            embedding = h5["items/embedding"][()]
+            del h5["items/embedding"]
+            for network in spec.NETWORKS:
+                if network not in h5:
+                    continue
+                group = h5[network]
+                row_inputs = group["inputs"][()] if "inputs" in group else None
+                n = group["window"].shape[0]
+                rows = Rows(network, group["item"][()].astype(np.int64), group["window"][()].astype(np.int32),
+                            layout.empty_row_inputs(network, n) if row_inputs is None else row_inputs,
+                            group["targets"][()], ItemTable.of(embedding))
+                inputs, targets = rows.inputs, rows.targets
+                for name in list(group):
+                    del group[name]
+                group["inputs"], group["targets"] = inputs, targets
+                group["item"], group["window"] = rows.item.astype(np.int32), rows.window
+    with Manifest.open(cache, create=True) as manifest:
+        manifest.set_meta("cache_format", None)
+
+
+def test_a_cache_in_the_first_layout_is_refused_then_rebuilt(tmp_path, pieces, capsys):
+    from preprocess.job import format_summary, run_preprocess
+
+    datasets = tmp_path / "datasets"
+    (datasets / "lakh_midi").mkdir(parents=True)
+    for item in pieces:
+        item.path.rename(datasets / "lakh_midi" / item.path.name)
+    cache = tmp_path / "cache"
+    run_preprocess(["lakh"], datasets_dir=datasets, cache_dir=cache, workers=1, progress=False)
+    before = {n: reader.load_network(cache, n) for n in ("melody", "harmony")}
+    write_first_layout(cache)
+
+    with pytest.raises(KellyError, match=r"cache: the cache was written with the cache layout kelly-shard-1, this "
+                                         r"code reads kelly-shard-2; run `kelly preprocess all` to rebuild it"):
+        reader.load_network(cache, "melody")
+    capsys.readouterr()
+    summary = run_preprocess(["lakh"], datasets_dir=datasets, cache_dir=cache, workers=1, progress=False)
+    assert "the cache was written in the layout kelly-shard-1, this code writes kelly-shard-2: rebuilding it" \
+        in capsys.readouterr().err
+    assert summary["rebuilt_from"] == "kelly-shard-1" and "rebuilt in kelly-shard-2" in format_summary(summary)
+    assert summary["sources"]["lakh"]["computed"] == 3 and summary["sources"]["lakh"]["already_done"] == 0
+    for path in cache.glob("*/shard-*.h5"):                                         # the old shards are gone
+        with h5py.File(path, "r") as h5:
+            assert h5.attrs["format"] == layout.SHARD_FORMAT
+    for network, rows in before.items():
+        again = reader.load_network(cache, network)
+        np.testing.assert_array_equal(again.inputs, rows.inputs)
+        np.testing.assert_array_equal(again.targets, rows.targets)
+    again = run_preprocess(["lakh"], datasets_dir=datasets, cache_dir=cache, workers=1, progress=False)
+    assert again["rebuilt_from"] is None and again["sources"]["lakh"]["computed"] == 0
+
+
+def test_a_shard_of_another_layout_is_never_read(tmp_path, pieces):
+    cache = tmp_path / "cache"
+    commit(cache, "lakh/shard-0001.h5", [extract_item(pieces[0])])
+    with h5py.File(cache / "lakh/shard-0001.h5", "r+") as h5:
+        h5.attrs["format"] = "kelly-shard-1"
+    with pytest.raises(KellyError, match=r"shard-0001.h5: the cache was written with the shard layout kelly-shard-1"):
+        reader.load_network(cache, "melody")
+
+
+def test_harmony_history_is_stored_as_previous_chords_and_rebuilt_exactly():
+    from preprocess.features.harmony import chord_history, harmony_samples, history_vectors, previous_chords
+
+    rng = np.random.default_rng(3)
+    for length in (0, 1, 2, 4, 5, 30):
+        classes = rng.integers(0, 6 if length % 2 else 64, length)       # few classes: repeats within the history
+        previous = previous_chords(classes)
+        assert previous.dtype == np.uint8 and previous.shape == (max(length - 1, 0), spec.HARMONY_HISTORY)
+        expected = np.array([chord_history(classes[max(0, i - spec.HARMONY_HISTORY):i])
+                             for i in range(1, length)]).reshape(-1, 64)
+        np.testing.assert_array_equal(history_vectors(previous), expected)
+        contexts, _ = harmony_samples(classes, np.zeros(64, np.float32))
+        np.testing.assert_array_equal(contexts[:, 64:], expected)
+        # with the opening chord as a sample: one more row first, with nothing before it
+        opening = previous_chords(classes, opening=True)
+        assert opening.shape == (length, spec.HARMONY_HISTORY)
+        contexts, _ = harmony_samples(classes, np.zeros(64, np.float32), opening=True)
+        np.testing.assert_array_equal(history_vectors(opening), contexts[:, 64:])
+        if length:
+            assert np.all(opening[0] == 255) and np.array_equal(opening[1:], previous)
+    assert previous_chords([7, 8, 9]).tolist() == [[7, 255, 255, 255], [8, 7, 255, 255]]
+
+
+def test_input_moments_count_each_distinct_value_once_and_equal_the_rows(tmp_path, pieces):
+    commit(tmp_path / "cache", "lakh/shard-0001.h5", [extract_item(item) for item in pieces])
+    for network in ("melody", "harmony"):
+        rows = reader.load_network(tmp_path / "cache", network)
+        n, mean, m2 = rows.input_moments()
+        x = rows.inputs.astype(np.float64)
+        assert n == len(x) and mean.shape == m2.shape == (spec.NETWORKS[network][0],)
+        np.testing.assert_allclose(mean, x.mean(0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(m2, ((x - x.mean(0)) ** 2).sum(0), rtol=1e-10, atol=1e-9)

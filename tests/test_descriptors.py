@@ -16,7 +16,7 @@ from preprocess.features.melody import melody_targets, melody_windows
 from preprocess.features.midi import load_notes
 from preprocess.sample_data.midi_files import MidiTrack, midi_bytes
 from train import descriptors, response
-from train.data import Rows
+from train.data import ItemTable, Rows
 
 TPQ = 480
 MAJOR, MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
@@ -132,9 +132,9 @@ def dynamics_rows(n_items=60, per_item=5, seed=0) -> Rows:
     targets[:, col["velocity_mean"]] = 0.5 + 0.3 * a[item] + rng.normal(0, 0.03, item.size)
     targets[:, col["note_density"]] = 0.4 + 0.2 * v[item] + rng.normal(0, 0.03, item.size)
     targets[:, col["articulation"]] = rng.uniform(0.3, 0.9, n_items)[item]
-    return Rows(inputs=embed(v[item], a[item])[:, :32], targets=targets, split=np.full(item.size, 2, np.uint8),
-                item=item, window=np.tile(np.arange(per_item), n_items).astype(np.int32),
-                valence=v[item].astype(np.float32), arousal=a[item].astype(np.float32))
+    items = ItemTable.of(embed(v, a), split=np.full(n_items, 2), valence=v, arousal=a)
+    return Rows("dynamics", item=item, window=np.tile(np.arange(per_item), n_items).astype(np.int32),
+                row_inputs=np.zeros((item.size, 0), np.float32), stored_targets=targets, items=items)
 
 
 def _truth(v, a):

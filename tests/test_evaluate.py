@@ -12,7 +12,6 @@ from preprocess.features import spec
 from test_train import toy_arrays, write_toy_cache
 from train import metrics
 from train.config import TrainOptions
-from train.data import Rows
 from train.evaluate import evaluate, evaluate_network, format_table, predict_stepwise
 from train.models import build
 
@@ -31,7 +30,7 @@ def test_stepwise_lstm_equals_the_full_sequence_forward_per_item(key):
     model = build(key).eval()
     arrays = toy_arrays(key, n_items=5, per_item=12)
     keep = ~((arrays.item == 2) & (arrays.window >= 7)) & ~((arrays.item == 4) & (arrays.window < 9))
-    rows = Rows.from_arrays(arrays).take(keep)                  # items of 12, 7 and 3 windows
+    rows = arrays.take(keep)                                     # items of 12, 7 and 3 windows
     shuffled = rows.take(np.random.default_rng(1).permutation(len(rows)))
     stepped = predict_stepwise(model, shuffled.inputs, shuffled.item, shuffled.window)
     with torch.no_grad():

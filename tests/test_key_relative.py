@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from preprocess.datasets.base import Item
+from preprocess.cache.layout import encode_targets
 from preprocess.extract import extract_item
 from preprocess.features import spec
 from preprocess.features.harmony import (
@@ -67,16 +68,18 @@ def test_a_piece_in_twelve_keys_gives_identical_melody_and_harmony_targets(tmp_p
     first = results[0].samples
     assert first["melody"]["targets"].shape[0] > 30 and first["harmony"]["targets"].size > 8
     # the progression's opening chord is a sample too, with the empty history the plugin starts from
-    history = first["harmony"]["inputs"][:, spec.EMBEDDING_SIZE:]
-    assert history[0].sum() == 0 and history[1].argmax() == first["harmony"]["targets"][0]
+    previous = first["harmony"]["inputs"]              # stored as the chords before each target
+    assert np.all(previous[0] == spec.NO_PREVIOUS_CHORD) and previous[1][0] == first["harmony"]["targets"][0]
     for result in results[1:]:
         for network in ("melody", "harmony"):
             np.testing.assert_array_equal(result.samples[network]["targets"], first[network]["targets"])
-            np.testing.assert_array_equal(result.samples[network]["inputs"], first[network]["inputs"])
+        np.testing.assert_array_equal(result.samples["harmony"]["inputs"], first["harmony"]["inputs"])
+        np.testing.assert_array_equal(result.embedding, results[0].embedding)
     assert all(not np.array_equal(a, absolute[0]) for a in absolute[1:])
     # an octave higher is the same music an octave higher: the register is kept, not folded away
     up = load_notes(_maestro_notes(tmp_path, 0, valence, transpose=12))
-    np.testing.assert_array_equal(melody_targets(up)[0][:, 12:], first["melody"]["targets"][:, :-12])
+    np.testing.assert_array_equal(encode_targets("melody", melody_targets(up)[0])[:, 12:],
+                                  first["melody"]["targets"][:, :-12])
 
 
 def test_lakh_song_keys_and_the_absolute_reference(tmp_path):

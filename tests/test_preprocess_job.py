@@ -368,7 +368,7 @@ def test_bad_inputs_end_as_recorded_failures_and_the_run_goes_on(tmp_path, capsy
 
     emotion = reader.load_network(cache, "emotion")
     assert sorted(set(emotion.item_ids)) == ["clipped.wav", "tone.wav"]
-    tone = emotion.select(np.array([emotion.item_ids[i] == "tone.wav" for i in emotion.item]))
+    tone = emotion.take(np.array([emotion.item_ids[i] == "tone.wav" for i in emotion.item]))
     assert len(tone) == 6                                     # 3 s of 0.5-s windows
     np.testing.assert_allclose(tone.targets, np.broadcast_to(embed(0.5, -0.25), (6, 64)), atol=1e-6)
 

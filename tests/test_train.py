@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from preprocess.cache.reader import NetworkArrays
+from preprocess.cache import layout
+from preprocess.cache.rows import ItemTable, Rows
 from preprocess.errors import KellyError
 from preprocess.features import spec
 from preprocess.features.embedding import embed
 from train import checkpoints, data
 from train.config import NetworkConfig, TrainOptions, load_config_file, network_key, resolve
-from train.data import TRAIN, VALIDATION, Rows, from_rows, sequence_index, validation_items
+from train.data import TRAIN, VALIDATION, from_rows, sequence_index, validation_items
 from train.history import history_paths, plot_paths, read_history_csv, read_history_json
 from train.loop import TrainingDiverged, train_network
 
@@ -44,58 +45,61 @@ def emotion_curves(n_items: int, per_item: int, rng) -> tuple[np.ndarray, np.nda
 
 
 def toy_arrays(key: str, n_items: int = 24, per_item: int = 24, seed: int = 0, validation_every: int = 4,
-               test_every: int = 0) -> NetworkArrays:
-    """A learnable NetworkArrays for `key`: item i is validation when (i + 1) % validation_every == 0."""
+               test_every: int = 0) -> Rows:
+    """Learnable Rows for `key`: item i is validation when (i + 1) % validation_every == 0.
+
+    As in the cache, the networks fed the emotion embedding get their item's (the same on every
+    row); DEAM-like emotion rows have their own audio-like inputs and targets per window."""
     rng = np.random.default_rng(seed)
     v, a = emotion_curves(n_items, per_item, rng)
-    emb = embed(v, a)                                                     # [items, windows, 64]
+    item_v, item_a = v[:, :1], a[:, :1]                                   # the item's labels [items, 1]
+    item_embedding = embed(item_v[:, 0], item_a[:, 0])                    # [items, 64]
+    row_inputs = None
     if key == "emotion":      # log-mel-like dB: louder and brighter with arousal, a mid bump with valence
-        x = (-60 + 30 * np.exp(-BANDS / 40) + 15 * a[..., None] * BANDS / 128
-             + 8 * v[..., None] * np.exp(-(((BANDS - 50) / 15) ** 2)) + rng.normal(0, 1, (*v.shape, 128)))
-        y = emb
+        row_inputs = (-60 + 30 * np.exp(-BANDS / 40) + 15 * a[..., None] * BANDS / 128
+                      + 8 * v[..., None] * np.exp(-(((BANDS - 50) / 15) ** 2)) + rng.normal(0, 1, (*v.shape, 128)))
+        y = embed(v, a)                                                   # [items, windows, 64]
     elif key == "melody":     # a triad whose quality follows valence and register follows arousal
-        x = emb
-        root = np.where(a > 0, 67, 55)                                     # G4 or G3
+        root = np.broadcast_to(np.where(item_a > 0, 67, 55), v.shape)      # G4 or G3
         y = np.zeros((*v.shape, 128))
         for offset in (0, 7):
             np.put_along_axis(y, (root + offset)[..., None], 0.9, -1)
-        np.put_along_axis(y, (root + np.where(v > 0, 4, 3))[..., None], 0.7, -1)
+        third = np.broadcast_to(np.where(item_v > 0, 4, 3), v.shape)
+        np.put_along_axis(y, (root + third)[..., None], 0.7, -1)
     elif key == "harmony":    # the next chord of the item's cycle, from the previous chords and the emotion
-        cycle = np.where((v[:, :1] > 0)[..., None], MAJOR_CYCLE, MINOR_CYCLE)[:, 0]       # [items, 4]
+        cycle = np.where((item_v > 0)[..., None], MAJOR_CYCLE, MINOR_CYCLE)[:, 0]       # [items, 4]
         chords = cycle[:, np.arange(per_item) % 4]
-        history = np.zeros((*v.shape, 64))
-        for lag, weight in zip(range(1, 5), (1, 0.5, 0.25, 0.125)):
-            previous = np.roll(chords, lag, axis=1)
-            for i in range(n_items):
-                history[i, np.arange(lag, per_item), previous[i, lag:]] += weight
-        x = np.concatenate([emb, history / np.maximum(history.max(-1, keepdims=True), 1e-9)], -1)
+        previous = np.full((*v.shape, spec.HARMONY_HISTORY), spec.NO_PREVIOUS_CHORD, dtype=np.uint8)
+        for lag in range(1, spec.HARMONY_HISTORY + 1):
+            previous[:, lag:, lag - 1] = chords[:, :-lag]
+        row_inputs = previous
         y = chords
     elif key == "dynamics":   # louder, denser, more accented with arousal; legato with valence
-        x = emb[..., :32]
         j = np.arange(16)
-        y = 0.5 + 0.4 * np.sin(0.7 * j + 1.3 * a[..., None] + 0.6 * v[..., None] * (j % 3 - 1))
+        y = np.broadcast_to(0.5 + 0.4 * np.sin(0.7 * j + 1.3 * item_a[..., None] + 0.6 * item_v[..., None] * (j % 3 - 1)),
+                            (*v.shape, 16))
     else:                     # groove: busier and louder with arousal, swung with valence
-        x = emb
         j = np.arange(32)
-        y = np.tanh(np.cos(0.9 * j) * a[..., None] + np.sin(0.5 * j) * v[..., None] + 0.2 * np.cos(j))
+        y = np.broadcast_to(np.tanh(np.cos(0.9 * j) * item_a[..., None] + np.sin(0.5 * j) * item_v[..., None]
+                                    + 0.2 * np.cos(j)), (*v.shape, 32))
     item = np.repeat(np.arange(n_items), per_item)
     split = np.zeros(n_items, dtype=np.uint8)
     split[(np.arange(n_items) + 1) % validation_every == 0] = 1
     if test_every:
         split[np.arange(n_items) % test_every == 0] = 2
     n = n_items * per_item
-    return NetworkArrays(
-        inputs=x.reshape(n, -1).astype(np.float32),
-        targets=y.reshape(n).astype(np.int64) if key == "harmony" else y.reshape(n, -1).astype(np.float32),
-        split=split[item], item=item.astype(np.int64),
-        window=np.tile(np.arange(per_item), n_items).astype(np.int32),
-        valence=v[:, 0][item].astype(np.float32), arousal=a[:, 0][item].astype(np.float32),
-        label_source=np.zeros(n, np.uint8), item_ids=[f"piece-{i:03d}" for i in range(n_items)],
-        sources=[spec.NETWORKS[key][2][0]] * n_items)
+    items = ItemTable.of(item_embedding, split=split, valence=item_v[:, 0], arousal=item_a[:, 0],
+                         item_ids=[f"piece-{i:03d}" for i in range(n_items)],
+                         sources=[spec.NETWORKS[key][2][0]] * n_items)
+    targets = y.reshape(n) if key == "harmony" else y.reshape(n, -1).astype(np.float32)
+    row_inputs = (layout.empty_row_inputs(key, n) if row_inputs is None
+                  else row_inputs.reshape(n, -1).astype(layout.row_dtype(key)))
+    return Rows(key, item.astype(np.int64), np.tile(np.arange(per_item), n_items).astype(np.int32), row_inputs,
+                layout.encode_targets(key, targets), items)
 
 
 def toy_data(key: str, *, sequence_length: int = 8, block_rows: int | None = None, **toy) -> data.NetworkData:
-    return from_rows(Rows.from_arrays(toy_arrays(key, **toy)), key, sequence_length=sequence_length,
+    return from_rows(toy_arrays(key, **toy), key, sequence_length=sequence_length,
                      block_rows=block_rows, source="toy")
 
 
@@ -125,9 +129,8 @@ def test_sequence_index_follows_items_and_window_gaps():
 
 
 def test_seeded_validation_split_moves_whole_items():
-    arrays = toy_arrays("groove", n_items=30, validation_every=10**9)   # a cache without validation rows
-    arrays.split[:] = TRAIN
-    rows = Rows.from_arrays(arrays)
+    rows = toy_arrays("groove", n_items=30, validation_every=10**9)     # a cache without validation rows
+    rows.items.split[:] = TRAIN
     first = from_rows(rows, "groove", validation_split=0.25, seed=3)
     again = from_rows(rows, "groove", validation_split=0.25, seed=3)
     other = from_rows(rows, "groove", validation_split=0.25, seed=4)
@@ -139,12 +142,12 @@ def test_seeded_validation_split_moves_whole_items():
     identities = {i: rows.item_identity(i) for i in range(30)}
     assert val_items == validation_items(identities, 0.25, 3)
     # a cache WITH validation rows keeps its own split, whatever validation_split says
-    kept = from_rows(Rows.from_arrays(toy_arrays("groove")), "groove", validation_split=0.5)
+    kept = from_rows(toy_arrays("groove"), "groove", validation_split=0.5)
     assert not kept.resplit_by_item and kept.counts["validation_windows"] == 6 * 24
 
 
 def test_streamed_blocks_serve_the_same_samples_as_memory():
-    rows = Rows.from_arrays(toy_arrays("melody", n_items=10, per_item=21))
+    rows = toy_arrays("melody", n_items=10, per_item=21)
     whole = from_rows(rows, "melody", sequence_length=8)
     streamed = from_rows(rows, "melody", sequence_length=8, block_rows=50, memory_budget_mb=0.01)
     assert whole.in_memory and not streamed.in_memory
@@ -162,21 +165,74 @@ def test_streamed_blocks_serve_the_same_samples_as_memory():
     assert len(list(streamed.blocks(TRAIN, "cpu"))) > 1 and len(list(whole.blocks(TRAIN, "cpu"))) == 1
 
 
+@pytest.mark.parametrize("key", list(spec.NETWORKS))
+def test_batches_rebuilt_on_the_device_are_the_rows_the_cache_reader_gives(key):
+    rows = toy_arrays(key, n_items=6, per_item=11)
+    rows = rows.take(np.random.default_rng(0).permutation(len(rows))[: len(rows) - 7])   # any order, gaps
+    length = 4 if key in data.RECURRENT else None
+    samples = data.Samples.from_rows(rows, length, "cpu")
+    assert samples.embedding.shape[0] <= 6 + 1 and samples.targets.dtype == torch.from_numpy(rows.stored_targets).dtype
+    x, y, mask = samples.batch(torch.arange(len(samples)))
+    if length is None:
+        np.testing.assert_array_equal(x.numpy(), rows.inputs)
+        np.testing.assert_array_equal(y.numpy(), rows.targets)
+    else:
+        index = sequence_index(rows.item, rows.window, length)
+        real = index >= 0
+        np.testing.assert_array_equal(x.numpy()[real], rows.inputs[index[real]])
+        np.testing.assert_array_equal(y.numpy()[real], rows.targets[index[real]])
+        np.testing.assert_array_equal(mask.numpy(), real.astype(np.float32))
+        assert not x.numpy()[~real].any()                                   # padding: zeros
+    assert x.dtype == torch.float32 and y.dtype == (torch.int64 if key == "harmony" else torch.float32)
+
+
+def test_prefetch_keeps_order_raises_in_the_caller_and_stops_with_it():
+    assert list(data.prefetch(iter(range(5)))) == [0, 1, 2, 3, 4]
+
+    def failing():
+        yield 1
+        raise ValueError("block 2 is broken")
+    got = []
+    with pytest.raises(ValueError, match="block 2 is broken"):
+        for value in data.prefetch(failing()):
+            got.append(value)
+    assert got == [1]
+
+    closed = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)
+    stream = data.prefetch(endless())
+    assert next(stream) == 0
+    stream.close()                     # the caller stops: the thread stops and closes the source
+    assert closed == [True]
+
+
 def test_too_few_samples_is_an_error_naming_the_network_and_counts():
     arrays = toy_arrays("dynamics", n_items=1, per_item=5, validation_every=10**9)
     with pytest.raises(KellyError, match=r"DynamicsEngine \(dynamics\): 5 training and 0 validation samples"):
-        from_rows(Rows.from_arrays(arrays), "dynamics", validation_split=0.2)
+        from_rows(arrays, "dynamics", validation_split=0.2)
 
 
 def test_bad_rows_are_rejected():
     arrays = toy_arrays("groove", n_items=4, per_item=4)
-    arrays.targets[3, 5] = np.nan
+    arrays.stored_targets[3, 5] = np.nan
     with pytest.raises(KellyError, match="1 rows with NaN or infinite targets"):
-        from_rows(Rows.from_arrays(arrays), "groove")
+        from_rows(arrays, "groove")
+    arrays = toy_arrays("groove", n_items=4, per_item=4)
+    arrays.items.embedding[2, 7] = np.inf                               # an item's embedding: its 4 rows
+    with pytest.raises(KellyError, match="4 rows with NaN or infinite inputs"):
+        from_rows(arrays, "groove")
     arrays = toy_arrays("harmony", n_items=4, per_item=4)
-    arrays.targets[0] = 64
+    arrays.stored_targets[0] = 64
     with pytest.raises(KellyError, match="chord classes outside"):
-        from_rows(Rows.from_arrays(arrays), "harmony")
+        from_rows(arrays, "harmony")
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -277,7 +333,7 @@ def test_a_nan_loss_stops_the_network_and_keeps_the_last_good_checkpoint(tmp_pat
 
     def poison(row):              # a non-finite value reaches training after epoch 2
         if row["epoch"] == 2:
-            next(d.blocks(TRAIN, torch.device("cpu"))).inputs[3, 0] = float("inf")
+            next(d.blocks(TRAIN, torch.device("cpu"))).embedding[0, 0] = float("inf")
     with pytest.raises(TrainingDiverged, match=r"DynamicsEngine: the training loss became nan in epoch 3.*epoch 2"):
         train_network("dynamics", d, fast_config(epochs=5), output=tmp_path, progress=False, on_epoch_end=poison)
     _, checkpoint = checkpoints.load_network(tmp_path / "checkpoints/dynamicsengine_latest.pt")
@@ -366,13 +422,14 @@ def write_toy_cache(cache_dir: Path, keys=("dynamics", "groove"), **toy) -> Path
         results = {r.item_id: r for r in by_source.get(source, [])}
         for i, item_id in enumerate(arrays.item_ids):
             rows = arrays.item == i
-            split = ("train", "validation", "test")[int(arrays.split[rows][0])]
+            split = ("train", "validation", "test")[int(arrays.items.split[i])]
             result = results.setdefault(item_id, ItemResult(
                 source=source, item_id=item_id, split=split, content_hash=f"{i:032x}", label_source="annotated",
-                valence=float(arrays.valence[rows][0]), arousal=float(arrays.arousal[rows][0]),
-                source_path=f"{source}/{item_id}.mid", samples={}))
-            result.samples[key] = {"inputs": arrays.inputs[rows], "targets": arrays.targets[rows],
-                                   "window": arrays.window[rows]}
+                valence=float(arrays.items.valence[i]), arousal=float(arrays.items.arousal[i]),
+                source_path=f"{source}/{item_id}.mid", embedding=arrays.items.embedding[i], samples={}))
+            result.samples[key] = {"targets": arrays.stored_targets[rows], "window": arrays.window[rows]}
+            if layout.row_width(key):
+                result.samples[key]["inputs"] = arrays.row_inputs[rows]
         by_source[source] = list(results.values())
     with Manifest.open(cache_dir, create=True) as manifest:
         for source, results in by_source.items():
@@ -455,7 +512,8 @@ print(" ".join(sorted(sys.modules)))
     modules = set(done.stdout.splitlines()[-1].split())
     allowed = {"preprocess", "preprocess.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
-               "preprocess.cache.manifest"}          # the reader's own index of the cache
+               "preprocess.cache.manifest",          # the reader's own index of the cache
+               "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes
     assert {m for m in modules if m.startswith("preprocess")} <= allowed
     for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):
         assert heavy not in modules, heavy

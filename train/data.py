@@ -1,9 +1,18 @@
 """Training tensors from the feature cache, in memory or block by block through one code path.
 
-A network's cache rows (one per window) become a list of blocks: when they fit the memory budget
-the list has one block read once and kept (on the training device); when they do not, the blocks
-are read from the cache again on every pass. Either way the trainer sees the same thing: for each
-block, shuffled mini-batches. Shuffling is global within a block, so in memory it is global.
+A network's cache rows (`preprocess.cache.rows.Rows`, one per window, in the cache's compact
+layout) become a list of blocks: when they fit the memory budget the list has one block read once
+and kept (on the training device); when they do not, the blocks are read from the cache again on
+every pass, the next one in a background thread while the current one trains. Either way the
+trainer sees the same thing: for each block, shuffled mini-batches. Shuffling is global within a
+block, so in memory it is global.
+
+On the device a block stays compact (`Samples`): per row its item and its stored targets; per
+item of the block the embedding; harmony's chord histories, each distinct one once. Each
+mini-batch is rebuilt from them: the input is the rows' item embeddings (a gather) followed by
+their own inputs (DEAM's log-mel rows, or a gather of the chord histories), the targets are
+decoded (melody: uint8 / 255). These are the arrays `Rows.inputs` and `Rows.targets` give, value
+for value.
 
 Samples:
   * dense networks (harmony, dynamics, groove): one sample per row.
@@ -14,8 +23,8 @@ Samples:
     outputs at the real steps). Streamed blocks hold back their last item's rows for the next
     block, so a sequence never straddles two blocks.
 
-Splits: the cache's own `split` column (0 train, 1 validation, 2 test). Only when the cache has
-no validation rows for a network, `validation_split` moves a seeded fraction of its training
+Splits: the cache's own split of each item (0 train, 1 validation, 2 test). Only when the cache
+has no validation rows for a network, `validation_split` moves a seeded fraction of its training
 ITEMS (never single windows) to validation: an item goes to validation when
 sha1("{seed}:{item id}") maps below the fraction; with none below it, the lowest one goes, so
 that a network with at least two items always has a validation side.
@@ -27,89 +36,32 @@ else computed from the training rows).
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from preprocess.cache import layout
+from preprocess.cache.rows import ItemTable, Rows
 from preprocess.errors import KellyError
 from preprocess.features import spec
+
+__all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache", "from_rows", "sequence_index",
+           "validation_items", "batch_order", "prefetch", "TRAIN", "VALIDATION", "TEST", "SPLIT_NAMES"]
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
 RECURRENT = ("emotion", "melody")
 #: rows read per block when streaming
 BLOCK_ROWS = 65_536
+#: rows decoded at a time for the statistics (bounds the float64 temporaries)
+STATS_ROWS = 65_536
 #: the fewest samples a network trains on (and validates on: 1)
 MIN_TRAIN_SAMPLES = 2
-
-
-@dataclass
-class Rows:
-    """Cache rows of one network as numpy arrays, one entry per window.
-
-    inputs float32 [N, Din]; targets float32 [N, Dout] (harmony: int64 [N], a chord class);
-    split uint8 [N]; item int64 [N] (global item index); window int32 [N] (window within the item);
-    valence, arousal float32 [N] (the item's labels); item_ids, sources: per item, indexed by `item`.
-    """
-
-    inputs: np.ndarray
-    targets: np.ndarray
-    split: np.ndarray
-    item: np.ndarray
-    window: np.ndarray
-    valence: np.ndarray
-    arousal: np.ndarray
-    item_ids: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_arrays(cls, arrays) -> "Rows":
-        """From the cache reader's NetworkArrays (or anything with the same attributes)."""
-        n = len(arrays.inputs)
-        return cls(
-            inputs=np.asarray(arrays.inputs, dtype=np.float32),
-            targets=np.asarray(arrays.targets),
-            split=np.asarray(arrays.split, dtype=np.uint8),
-            item=np.asarray(arrays.item, dtype=np.int64),
-            window=np.asarray(arrays.window, dtype=np.int32),
-            valence=np.asarray(getattr(arrays, "valence", np.zeros(n)), dtype=np.float32),
-            arousal=np.asarray(getattr(arrays, "arousal", np.zeros(n)), dtype=np.float32),
-            item_ids=list(getattr(arrays, "item_ids", []) or []),
-            sources=list(getattr(arrays, "sources", []) or []),
-        )
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, name).nbytes for name in _ROW_ARRAYS)
-
-    def take(self, index) -> "Rows":
-        """The rows at `index` (a boolean mask, integer positions or a slice)."""
-        arrays = {name: getattr(self, name)[index] for name in _ROW_ARRAYS}
-        return Rows(**arrays, item_ids=self.item_ids, sources=self.sources)
-
-    @staticmethod
-    def concat(parts: list["Rows"]) -> "Rows":
-        if len(parts) == 1:
-            return parts[0]
-        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_ARRAYS}
-        return Rows(**arrays, item_ids=max((p.item_ids for p in parts), key=len),
-                    sources=max((p.sources for p in parts), key=len))
-
-    def item_identity(self, item: int) -> str:
-        """"source:item id" from the cache (the global item index as text when it gives no ids)."""
-        if not 0 <= item < len(self.item_ids):
-            return str(item)
-        source = self.sources[item] if item < len(self.sources) else ""
-        return f"{source}:{self.item_ids[item]}"
-
-
-_ROW_ARRAYS = ("inputs", "targets", "split", "item", "window", "valence", "arousal")
 
 
 # --- pure functions -------------------------------------------------------------------------------
@@ -165,47 +117,145 @@ def batch_order(n: int, batch_size: int, generator: torch.Generator | None) -> l
 
 @dataclass
 class Samples:
-    """One split of one block as tensors on the training device.
+    """One split of one block on the training device, compact; mini-batches are rebuilt from it.
 
-    Dense: inputs [N, Din], targets [N, Dout] (harmony [N]), index None (a sample is a row).
-    Sequences: inputs [N + 1, Din] and targets [N + 1, ...] whose last row is padding, index
-    int64 [S, L] into them, mask float32 [S, L] (1 at real steps).
+    item int64 [N], an index into embedding float32 [U, item_width] (the block's items). own: what
+    the rows' inputs continue with: emotion's log-mel rows float32 [N, 128] (own_index None), or
+    harmony's chord histories, each distinct one once, float32 [H, 64], with own_index int64 [N]
+    (each row's); [N, 0] for networks whose input is the embedding alone. targets [N, ...] as stored.
+    Dense: a sample is a row, index None. Sequences: the row tensors have one more row, padding
+    (zeros), and index int64 [S, L] points into them, mask float32 [S, L] (1 at real steps).
     """
 
-    inputs: torch.Tensor
+    network: str
+    item: torch.Tensor
+    embedding: torch.Tensor
+    own: torch.Tensor
     targets: torch.Tensor
+    own_index: torch.Tensor | None = None
     index: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    steps: torch.Tensor | None = None     # melody: the 255 its stored targets are divided by (on the device)
 
     def __len__(self) -> int:
-        return len(self.inputs) if self.index is None else len(self.index)
+        return len(self.item) if self.index is None else len(self.index)
+
+    def inputs_of(self, rows: torch.Tensor) -> torch.Tensor:
+        """float32 [*rows.shape, Din]: the network's input at these row positions (Rows.inputs' values)."""
+        parts = []
+        if self.embedding.shape[-1]:
+            parts.append(self.embedding[self.item[rows]])
+        if self.own.shape[-1]:
+            parts.append(self.own[rows if self.own_index is None else self.own_index[rows]])
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def targets_of(self, rows: torch.Tensor) -> torch.Tensor:
+        """The targets at these row positions as the loss takes them (Rows.targets' values)."""
+        stored = self.targets[rows]
+        if self.steps is not None:
+            return stored.float().div_(self.steps)      # by a tensor: a true division, as numpy's
+        if self.network == "harmony":
+            return stored.long()
+        return stored
 
     def batch(self, positions: torch.Tensor):
         """(inputs, targets, mask) of the samples at `positions`; mask None for dense samples."""
         if self.index is None:
-            return self.inputs[positions], self.targets[positions], None
+            return self.inputs_of(positions), self.targets_of(positions), None
         rows = self.index[positions]
-        return self.inputs[rows], self.targets[rows], self.mask[positions]
+        return self.inputs_of(rows), self.targets_of(rows), self.mask[positions]
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None):
-        device = self.inputs.device
+        device = self.item.device
         for positions in batch_order(len(self), batch_size, generator):
             yield self.batch(positions.to(device, non_blocking=True))
 
     @classmethod
     def from_rows(cls, rows: Rows, sequence_length: int | None, device: torch.device | str) -> "Samples":
-        inputs = torch.from_numpy(np.ascontiguousarray(rows.inputs, dtype=np.float32))
-        targets = torch.from_numpy(np.ascontiguousarray(rows.targets))
-        if sequence_length is None:
-            return cls(inputs.to(device), targets.to(device))
-        index = sequence_index(rows.item, rows.window, sequence_length)
-        padding = len(rows)
-        mask = index >= 0
-        index[~mask] = padding
-        inputs = torch.cat([inputs, inputs.new_zeros((1, *inputs.shape[1:]))])
-        targets = torch.cat([targets, targets.new_zeros((1, *targets.shape[1:]))])
-        return cls(inputs.to(device), targets.to(device), torch.from_numpy(index).to(device),
-                   torch.from_numpy(mask.astype(np.float32)).to(device))
+        network = rows.network
+        items, item = np.unique(rows.item, return_inverse=True)
+        width = layout.item_width(network)
+        embedding = rows.items.embedding[items, :width]
+        own, own_index = rows.row_inputs, None
+        if network == "harmony":             # each distinct history once, decoded as the reader does
+            chords = np.ascontiguousarray(own)
+            codes = chords.view(np.dtype((np.void, chords.shape[1] * chords.itemsize))).ravel()
+            distinct, own_index = np.unique(codes, return_inverse=True)
+            own = layout.decode_row_inputs(network, distinct.view(chords.dtype).reshape(-1, chords.shape[1]))
+        targets = rows.stored_targets
+        index = mask = None
+        if sequence_length is not None:
+            index = sequence_index(rows.item, rows.window, sequence_length)
+            mask = index >= 0
+            index[~mask] = len(rows)                                # the padding row, appended below
+            item = np.append(item, len(items))
+            embedding = np.concatenate([embedding, np.zeros((1, width), np.float32)])
+            own = np.concatenate([own, np.zeros((1, *own.shape[1:]), own.dtype)])
+            targets = np.concatenate([targets, np.zeros((1, *targets.shape[1:]), targets.dtype)])
+
+        def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+            return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+        steps = torch.tensor(float(spec.MELODY_TARGET_STEPS), device=device) if network == "melody" else None
+        return cls(network, tensor(item.astype(np.int64)), tensor(embedding.astype(np.float32, copy=False)),
+                   tensor(own.astype(np.float32, copy=False)), tensor(targets),
+                   tensor(None if own_index is None else own_index.astype(np.int64)), tensor(index),
+                   tensor(None if mask is None else mask.astype(np.float32)), steps)
+
+
+def prefetch(blocks: Iterable, depth: int = 1) -> Iterator:
+    """The items of `blocks`, the next `depth` of them made in a background thread while the caller
+    works on the current one (reading and decoding a block overlaps training on the one before).
+
+    An exception in the thread is raised in the caller; when the caller stops early, the thread stops
+    and `blocks` is closed.
+    """
+    done = object()
+    channel: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        iterator = iter(blocks)
+        try:
+            for value in iterator:
+                if not put(value):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:        # handed to the caller, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="kelly-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = channel.get()
+            if value is done:
+                return
+            if isinstance(value, _Raised):
+                raise value.exception
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Raised:
+    exception: BaseException
 
 
 # --- one network's data ---------------------------------------------------------------------------
@@ -238,7 +288,7 @@ class NetworkData:
         parts = (rows.take(rows.split == split) for rows in self.read_blocks())
         made = (Samples.from_rows(part, self.sequence_length, device) for part in parts if len(part))
         if not self.in_memory:
-            return made
+            return prefetch(made)           # the next block is read and made while this one trains
         self._cached[cache_key] = list(made)
         return iter(self._cached[cache_key])
 
@@ -282,12 +332,13 @@ def prepare(
     train_items: dict[int, str] = {}
     for rows in _whole_items(read_blocks()):
         _check_block(rows, key, n_in, n_out, source)
-        split_windows += np.bincount(rows.split, minlength=3)[:3]
-        for item in np.unique(rows.item[rows.split == TRAIN]).tolist():
+        split = rows.split
+        split_windows += np.bincount(split, minlength=3)[:3]
+        for item in np.unique(rows.item[split == TRAIN]).tolist():
             train_items.setdefault(item, rows.item_identity(item))
         if fits:
             kept.append(rows)
-            fits = sum(r.nbytes for r in kept) <= budget
+            fits = sum(r.nbytes for r in kept) + kept[0].items.nbytes <= budget
             if not fits:
                 kept = []
     if split_windows.sum() == 0:
@@ -298,10 +349,16 @@ def prepare(
         moved = validation_items(train_items, validation_split, seed)
 
     def resplit(blocks: Iterable[Rows]) -> Iterator[Rows]:
+        """The blocks with the moved items on the validation side (one new item table per pass)."""
+        made: dict[int, tuple[ItemTable, ItemTable]] = {}
         for rows in blocks:
             if moved:
-                rows = replace(rows, split=np.where((rows.split == TRAIN) & np.isin(rows.item, list(moved)),
-                                                    np.uint8(VALIDATION), rows.split).astype(np.uint8))
+                if id(rows.items) not in made:
+                    split = rows.items.split.copy()
+                    index = np.fromiter(moved, dtype=np.int64)
+                    split[index] = np.where(split[index] == TRAIN, VALIDATION, split[index])
+                    made = {id(rows.items): (rows.items, rows.items.with_split(split))}
+                rows = rows.with_items(made[id(rows.items)][1])
             yield rows
 
     if fits:
@@ -317,19 +374,21 @@ def prepare(
     items = set()
     for rows in source_blocks():
         items.update(np.unique(rows.item).tolist())
-        for split, split_name in SPLIT_NAMES.items():
-            part = rows.take(rows.split == split)
+        split = rows.split
+        for code, split_name in SPLIT_NAMES.items():
+            part = rows.take(split == code)
             counts[f"{split_name}_windows"] += len(part)
             counts[split_name] += len(part) if length is None else len(sequence_index(part.item, part.window, length))
-            if split == TRAIN and len(part):
-                x = part.inputs.astype(np.float64)
-                total += x.sum(0)
-                total_sq += (x * x).sum(0)
-                n_train += len(part)
+            if code == TRAIN and len(part):
+                n, mean, m2 = part.input_moments()
+                n_train += n
+                total += n * mean
+                total_sq += m2 + n * mean * mean
                 if key == "harmony":
-                    target_sum += np.bincount(part.targets, minlength=n_out)[:n_out]
+                    target_sum += np.bincount(part.stored_targets, minlength=n_out)[:n_out]
                 else:
-                    target_sum += part.targets.astype(np.float64).sum(0)
+                    for start in range(0, len(part), STATS_ROWS):       # decoded a slice at a time
+                        target_sum += part.take(slice(start, start + STATS_ROWS)).targets.astype(np.float64).sum(0)
     counts["items"] = len(items)
     if counts["train"] < MIN_TRAIN_SAMPLES or counts["validation"] < 1:
         unit = "sequences" if length else "samples"
@@ -369,8 +428,7 @@ def from_cache(cache_dir: str | Path, key: str, *, sequence_length: int = 16, va
     cache_dir = Path(cache_dir)
 
     def read_blocks() -> Iterator[Rows]:
-        for arrays in reader.iter_network_blocks(cache_dir, key, block_rows=block_rows):
-            yield Rows.from_arrays(arrays)
+        return reader.iter_network_blocks(cache_dir, key, block_rows=block_rows)
 
     return prepare(key, read_blocks, sequence_length=sequence_length, validation_split=validation_split,
                    seed=seed, memory_budget_mb=memory_budget_mb, input_stats=reader.input_stats(cache_dir, key),
@@ -408,25 +466,42 @@ def _whole_items(blocks: Iterable[Rows]) -> Iterator[Rows]:
 
 
 def _check_block(rows: Rows, key: str, n_in: int, n_out: int, source: str) -> None:
+    """The block's stored arrays against the network's layout, and their values: a KellyError naming
+    the network and the fault."""
     name = f"{_network_name(key)} ({key})"
-    if rows.inputs.ndim != 2 or rows.inputs.shape[1] != n_in:
-        raise KellyError(f"{_at(source)}{name} inputs have shape {rows.inputs.shape}, expected [N, {n_in}]")
+    n = len(rows)
+    if rows.network != key:
+        raise KellyError(f"{_at(source)}{name} was given rows of {rows.network}")
+    width = layout.item_width(key)
+    if width + (spec.HARMONY_CLASSES if key == "harmony" else layout.row_width(key)) != n_in:
+        raise KellyError(f"{_at(source)}{name}: the cache layout does not add up to {n_in} inputs")
+    if rows.row_inputs.shape != (n, layout.row_width(key)):
+        raise KellyError(f"{_at(source)}{name} row inputs have shape {rows.row_inputs.shape}, "
+                         f"expected [{n}, {layout.row_width(key)}]")
+    shape, dtype = layout.target_shape(key, n), layout.target_dtype(key)
+    if rows.stored_targets.shape != shape or rows.stored_targets.dtype != dtype:
+        raise KellyError(f"{_at(source)}{name} targets are {rows.stored_targets.dtype} {rows.stored_targets.shape}, "
+                         f"expected {dtype} {list(shape)}")
     if key == "harmony":
-        if rows.targets.ndim != 1 or not np.issubdtype(rows.targets.dtype, np.integer):
-            raise KellyError(f"{_at(source)}{name} targets must be class indices [N], "
-                             f"got {rows.targets.dtype} {rows.targets.shape}")
-        bad = (rows.targets < 0) | (rows.targets >= n_out)
+        bad = rows.stored_targets >= n_out
         if bad.any():
             raise KellyError(f"{_at(source)}{name} has {int(bad.sum())} chord classes outside [0, {n_out})")
-    elif rows.targets.shape != (len(rows), n_out):
-        raise KellyError(f"{_at(source)}{name} targets have shape {rows.targets.shape}, "
-                         f"expected [{len(rows)}, {n_out}]")
-    for what in ("inputs", "targets"):
-        values = getattr(rows, what)
+        previous = rows.row_inputs
+        bad = ((previous >= spec.HARMONY_CLASSES) & (previous != spec.NO_PREVIOUS_CHORD)).any(1)
+        if bad.any():
+            raise KellyError(f"{_at(source)}{name} has {int(bad.sum())} rows with previous chords outside [0, {n_out})")
+    for what, values in (("targets", rows.stored_targets), ("inputs", rows.row_inputs)):
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            bad_rows = int((~np.isfinite(values.reshape(len(values), -1))).any(1).sum())
+            bad_rows = int((~np.isfinite(values.reshape(n, -1))).any(1).sum())
             raise KellyError(f"{_at(source)}{name} has {bad_rows} rows with NaN or infinite {what}")
-    if rows.split.size and rows.split.max() > TEST:
+    if width and n:
+        used = np.unique(rows.item)
+        bad_items = used[~np.isfinite(rows.items.embedding[used, :width]).all(1)]
+        if bad_items.size:
+            bad_rows = int(np.isin(rows.item, bad_items).sum())
+            raise KellyError(f"{_at(source)}{name} has {bad_rows} rows with NaN or infinite inputs "
+                             f"(the embedding of {bad_items.size} items)")
+    if n and rows.items.split.max(initial=0) > TEST:
         raise KellyError(f"{_at(source)}{name} has split values other than 0/1/2")
 
 

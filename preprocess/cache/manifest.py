@@ -14,6 +14,12 @@ One SQLite file, ``<cache>/manifest.sqlite`` (stdlib sqlite3), written by the pr
 A done item is *served* (its rows are training data) while its row's feature version is the code's
 `spec.FEATURE_VERSION`. Recomputing an item replaces its row, so its old rows stop being served at
 the same commit that makes the new ones visible. Each shard is committed in one transaction.
+
+The meta table records the layout the shards are written in (``cache_format``,
+`layout.SHARD_FORMAT`; a manifest without it was written in the first layout). When the job opens
+a cache of another layout, the manifest forgets every item and shard (`Manifest.open` with
+`create`; `rebuilt_from` says it happened), and the whole cache is computed again; a reader
+refuses such a cache.
 """
 from __future__ import annotations
 
@@ -26,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
 from preprocess.errors import KellyError
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"
 SCHEMA_VERSION = "1"
+CACHE_FORMAT_KEY = "cache_format"
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 LABEL_SOURCE_CODES = {"annotated": 0, "proxy": 1}
 
@@ -218,6 +226,8 @@ class Manifest:
         self._db = connection
         self.path = path
         self.readonly = readonly
+        #: set by `open(create=True)` when the cache was in another layout and was emptied: that layout
+        self.rebuilt_from: str | None = None
 
     # --- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -240,7 +250,13 @@ class Manifest:
             elif stored[0] != SCHEMA_VERSION:
                 raise KellyError(f"{path}: manifest schema {stored[0]}, this code reads schema {SCHEMA_VERSION}; "
                                  f"delete {cache_dir} and run `kelly preprocess` again")
-            return cls(db, path, readonly=False)
+            manifest = cls(db, path, readonly=False)
+            found = manifest.cache_format()
+            if found is not None and found != SHARD_FORMAT:
+                manifest._forget_layout()
+                manifest.rebuilt_from = found
+            manifest.set_meta(CACHE_FORMAT_KEY, SHARD_FORMAT)
+            return manifest
         if not path.is_file():
             raise KellyError(f"{cache_dir}: no feature cache here (no {MANIFEST_NAME}); run `kelly preprocess all` first")
         # Read-write where allowed, though only read: after a writer was killed mid-transaction the
@@ -285,19 +301,18 @@ class Manifest:
             params += sources
         return self._records(where + " ORDER BY source, shard, shard_item", params)
 
-    def served_rows(self, network: str, sources: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
-        """Rows of `network` per served (source, item_id)."""
-        params: list[Any] = [network, current_feature_version()]
-        where = ""
-        if sources is not None:
-            sources = list(sources)
-            where = f" AND i.source IN ({','.join('?' * len(sources))})"
-            params += sources
+    def served_items(self, network: str, sources: Iterable[str]) -> list[tuple]:
+        """The served items with rows of `network`, ordered by source, shard, index in the shard:
+        (source, item_id, split, label_source, valence, arousal, shard, shard_item) each, what the
+        reader needs (plain tuples: a cache of Lakh's size lists 176,581)."""
+        sources = list(sources)
         rows = self._db.execute(
-            "SELECT i.source, i.item_id, s.rows FROM items i JOIN item_samples s "
-            "ON s.source = i.source AND s.item_id = i.item_id AND s.network = ? "
-            "WHERE i.status = 'done' AND i.feature_version = ?" + where, params).fetchall()
-        return {(source, item_id): n for source, item_id, n in rows}
+            "SELECT i.source, i.item_id, i.split, i.label_source, i.valence, i.arousal, i.shard, i.shard_item "
+            "FROM items i JOIN item_samples s ON s.source = i.source AND s.item_id = i.item_id AND s.network = ? "
+            f"WHERE i.status = 'done' AND i.feature_version = ? AND s.rows > 0 "
+            f"AND i.source IN ({','.join('?' * len(sources))}) ORDER BY i.source, i.shard, i.shard_item",
+            [network, current_feature_version(), *sources]).fetchall()
+        return rows
 
     def failures(self, source: str | None = None) -> list[ItemRecord]:
         """Failed items of the code's feature version, oldest first within each source."""
@@ -344,6 +359,15 @@ class Manifest:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def cache_format(self) -> str | None:
+        """The layout the cache's shards are written in: the recorded one; for a manifest that records
+        none, FIRST_SHARD_FORMAT when it lists any item, else None (a new cache)."""
+        stored = self.get_meta(CACHE_FORMAT_KEY)
+        if stored is not None:
+            return stored
+        has_items = self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
+        return FIRST_SHARD_FORMAT if has_items else None
+
     def status_counts(self, source: str) -> dict[str, int]:
         """{status: items} of one source ("done", "failed")."""
         return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE source = ? GROUP BY status", (source,)))
@@ -361,6 +385,15 @@ class Manifest:
         if self.readonly:
             raise RuntimeError(f"{self.path} is open read-only")
         return _Transaction(self._db)
+
+    def _forget_layout(self) -> None:
+        """Forget every item, shard and source fingerprint (the stat cache of file hashes stays): the
+        shard files, no longer listed, are deleted by the job's clean-up and everything is recomputed."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM items")
+            db.execute("DELETE FROM item_samples")
+            db.execute("DELETE FROM shards")
+            db.execute("DELETE FROM meta WHERE key != 'schema'")
 
     def commit_shard(self, name: str, source: str, entries: Sequence[DoneEntry], nbytes: int) -> None:
         """Record a shard already renamed into place and every item in it, atomically."""

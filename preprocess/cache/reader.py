@@ -1,11 +1,12 @@
-"""The reading side of the cache, for training: numpy arrays per network, read in whole blocks.
+"""The reading side of the cache, for training: a network's `Rows`, read in whole blocks.
 
 Depends on numpy, h5py and sqlite3 only. Shards are opened lazily inside the calling process (open
 them after any fork/spawn, never before). Only rows of items the manifest currently serves are
 returned: a shard on disk that the manifest does not vouch for, or rows of an item that was since
-recomputed, are never seen.
+recomputed, are never seen. A cache in another layout than this code's (`layout.SHARD_FORMAT`) or
+of another feature version is refused with a KellyError that says to rebuild it.
 
-    arrays = load_network("cache", "emotion")            # NetworkArrays, whole
+    rows = load_network("cache", "emotion")               # Rows, whole
     for block in iter_network_blocks("cache", "melody", block_rows=1 << 16):
         ...                                               # the same, streamed
 """
@@ -19,6 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from preprocess.cache import layout
 from preprocess.cache.manifest import (
     LABEL_SOURCE_CODES,
     MANIFEST_NAME,
@@ -27,46 +29,13 @@ from preprocess.cache.manifest import (
     Manifest,
     current_feature_version,
 )
+from preprocess.cache.rows import ItemTable, Rows
+from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.errors import KellyError
 from preprocess.features import spec
 
 STATS_NAME = "stats.json"
 DEFAULT_BLOCK_ROWS = 1 << 16
-
-
-@dataclass
-class NetworkArrays:
-    """Rows of one network's training data.
-
-    inputs float32 [n, Din]; targets float32 [n, Dout] (harmony: int64 [n] chord classes);
-    split uint8 [n] (0 train, 1 validation, 2 test); item int64 [n], an index into item_ids and
-    sources; window int32 [n], the row's window within its item; valence, arousal float32 [n], the
-    item's labels; label_source uint8 [n] (0 annotated, 1 proxy). item_ids, sources: per item.
-    """
-
-    inputs: np.ndarray
-    targets: np.ndarray
-    split: np.ndarray
-    item: np.ndarray
-    window: np.ndarray
-    valence: np.ndarray
-    arousal: np.ndarray
-    label_source: np.ndarray
-    item_ids: list[str]
-    sources: list[str]
-
-    def __len__(self) -> int:
-        return int(self.window.shape[0])
-
-    def select(self, rows: np.ndarray) -> "NetworkArrays":
-        """The rows picked by a boolean mask or an index array (item lists shared)."""
-        return NetworkArrays(
-            self.inputs[rows], self.targets[rows], self.split[rows], self.item[rows], self.window[rows],
-            self.valence[rows], self.arousal[rows], self.label_source[rows], self.item_ids, self.sources)
-
-    def split_rows(self, split: str) -> "NetworkArrays":
-        """Rows of one split ("train", "validation", "test")."""
-        return self.select(self.split == SPLIT_CODES[split])
 
 
 def _check_network(network: str) -> tuple[int, int, tuple[str, ...]]:
@@ -75,11 +44,20 @@ def _check_network(network: str) -> tuple[int, int, tuple[str, ...]]:
     return spec.NETWORKS[network]
 
 
+def _rebuild_hint(cache_dir: Path, found: str, current: str, what: str) -> str:
+    return (f"{cache_dir}: the cache was written with {what} {found}, this code reads {current}; "
+            f"run `kelly preprocess all` to rebuild it")
+
+
 def _open_checked(cache_dir: Path) -> Manifest:
-    """Open the manifest read-only; a missing, empty or other-version cache is a KellyError."""
+    """Open the manifest read-only; a missing, empty, other-layout or other-version cache is a KellyError."""
     if not cache_dir.is_dir():
         raise KellyError(f"{cache_dir}: no feature cache here (no such directory); run `kelly preprocess all` first")
     manifest = Manifest.open(cache_dir)
+    found_format = manifest.cache_format()
+    if found_format is not None and found_format != SHARD_FORMAT:
+        manifest.close()
+        raise KellyError(_rebuild_hint(cache_dir, found_format, SHARD_FORMAT, "the cache layout"))
     versions = manifest.feature_versions()
     current = current_feature_version()
     if not versions:
@@ -97,83 +75,99 @@ def _open_checked(cache_dir: Path) -> Manifest:
 class _Plan:
     """Which rows to read: served items of a network, grouped by shard, with global item indices."""
 
-    item_ids: list[str]
-    sources: list[str]
-    records: list[ItemRecord]
-    shards: dict[str, dict[int, int]]       # shard name -> {index within shard: global item index}
+    items: ItemTable
+    shards: dict[str, np.ndarray]       # shard name -> global item index per item of the shard (-1: not served)
+
+
+def _open_shard(cache_dir: Path, name: str):
+    """A shard listed in the manifest, opened read-only; unreadable or of another layout: KellyError."""
+    import h5py
+
+    path = cache_dir / name
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise KellyError(f"{path}: shard listed in the manifest cannot be read ({exc}); "
+                         f"run `kelly preprocess` to rebuild it") from exc
+    found = h5.attrs.get("format", "")
+    found = found.decode() if isinstance(found, bytes) else str(found)
+    if found != SHARD_FORMAT:
+        h5.close()
+        raise KellyError(_rebuild_hint(path, found or "no recorded layout", SHARD_FORMAT, "the shard layout"))
+    return h5
 
 
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
+    """The network's served items as an ItemTable (labels from the manifest, embeddings from the
+    shards' item tables, one small read per shard) and where their rows are."""
     network_sources = _check_network(network)[2]
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
-        with_rows = manifest.served_rows(network, wanted)
-        records = [r for r in manifest.served(wanted) if with_rows.get((r.source, r.item_id), 0) > 0]
-    if not records:
+        served = manifest.served_items(network, wanted)
+    if not served:
         raise KellyError(f"{cache_dir}: no {network} samples in the cache (sources {', '.join(wanted) or 'none'}); "
                          f"run `kelly preprocess` for {' or '.join(network_sources)}")
-    shards: dict[str, dict[int, int]] = {}
-    for index, record in enumerate(records):
-        shards.setdefault(record.shard, {})[int(record.shard_item)] = index
-    return _Plan([r.item_id for r in records], [r.source for r in records], records, shards)
-
-
-def _blocks(cache_dir: Path, network: str, plan: _Plan, block_rows: int | None) -> Iterator[NetworkArrays]:
-    import h5py
-
-    split = np.array([SPLIT_CODES[r.split] for r in plan.records], dtype=np.uint8)
-    valence = np.array([np.nan if r.valence is None else r.valence for r in plan.records], dtype=np.float32)
-    arousal = np.array([np.nan if r.arousal is None else r.arousal for r in plan.records], dtype=np.float32)
-    label_source = np.array([LABEL_SOURCE_CODES[r.label_source] for r in plan.records], dtype=np.uint8)
-    for name in sorted(plan.shards):
-        path = cache_dir / name
-        try:
-            h5 = h5py.File(path, "r")
-        except (OSError, FileNotFoundError) as exc:
-            raise KellyError(f"{path}: shard listed in the manifest cannot be read ({exc}); "
-                             f"run `kelly preprocess` to rebuild it") from exc
-        with h5:
+    source, item_id, split, label_source, valence, arousal, shard, shard_item = zip(*served)
+    del served
+    embedding = np.full((len(item_id), spec.EMBEDDING_SIZE), np.nan, dtype=np.float32)
+    by_shard: dict[str, list[tuple[int, int]]] = {}
+    for index, (name, local) in enumerate(zip(shard, shard_item)):
+        by_shard.setdefault(name, []).append((int(local), index))
+    shards: dict[str, np.ndarray] = {}
+    for name in sorted(by_shard):
+        with _open_shard(cache_dir, name) as h5:
             if network not in h5:
                 continue
+            local_to_global = np.full(h5["items/item_id"].shape[0], -1, dtype=np.int64)
+            local, global_index = np.array(by_shard[name], dtype=np.int64).T
+            local_to_global[local] = global_index
+            embedding[global_index] = h5["items/embedding"][()][local]
+        shards[name] = local_to_global
+    items = ItemTable(
+        item_ids=list(item_id), sources=list(source),
+        split=np.array([SPLIT_CODES[s] for s in split], dtype=np.uint8),
+        valence=np.array([np.nan if v is None else v for v in valence], dtype=np.float32),
+        arousal=np.array([np.nan if a is None else a for a in arousal], dtype=np.float32),
+        label_source=np.array([LABEL_SOURCE_CODES[c] for c in label_source], dtype=np.uint8),
+        embedding=embedding)
+    return _Plan(items, shards)
+
+
+def _blocks(cache_dir: Path, network: str, plan: _Plan, block_rows: int | None) -> Iterator[Rows]:
+    has_row_inputs = layout.row_width(network) > 0
+    for name, local_to_global in plan.shards.items():
+        with _open_shard(cache_dir, name) as h5:
             group = h5[network]
-            n_items = h5["items/item_id"].shape[0]
-            local_to_global = np.full(n_items, -1, dtype=np.int64)
-            for local, global_index in plan.shards[name].items():
-                local_to_global[local] = global_index
             total = group["window"].shape[0]
             step = total if block_rows is None else max(1, int(block_rows))
             for start in range(0, total, step):
                 stop = min(total, start + step)
-                local_item = group["item"][start:stop]
-                item = local_to_global[local_item]
+                item = local_to_global[group["item"][start:stop]]
                 keep = item >= 0
                 if not keep.any():
                     continue
-                everything = bool(keep.all())
-                inputs = group["inputs"][start:stop]
+                window = group["window"][start:stop].astype(np.int32)
                 targets = group["targets"][start:stop]
-                window = group["window"][start:stop]
-                if not everything:
-                    inputs, targets, window, item = inputs[keep], targets[keep], window[keep], item[keep]
-                yield NetworkArrays(
-                    inputs=inputs, targets=targets, split=split[item], item=item, window=window,
-                    valence=valence[item], arousal=arousal[item], label_source=label_source[item],
-                    item_ids=plan.item_ids, sources=plan.sources)
+                row_inputs = (group["inputs"][start:stop] if has_row_inputs
+                              else layout.empty_row_inputs(network, stop - start))
+                rows = Rows(network, item, window, row_inputs, targets, plan.items)
+                yield rows if keep.all() else rows.take(keep)
 
 
 def iter_network_blocks(cache_dir: str | Path, network: str, block_rows: int = DEFAULT_BLOCK_ROWS, *,
-                        sources: Iterable[str] | None = None) -> Iterator[NetworkArrays]:
-    """Stream a network's rows as NetworkArrays blocks of at most `block_rows` rows.
+                        sources: Iterable[str] | None = None) -> Iterator[Rows]:
+    """Stream a network's rows as Rows blocks of at most `block_rows` rows.
 
     Each block is one contiguous slice of one shard (blocks never span shards); item indices are
-    global and stable across blocks. For sources bigger than memory.
+    global and stable across blocks, and every block refers to the same ItemTable. For sources
+    bigger than memory.
     """
     cache_dir = Path(cache_dir)
     plan = _plan(cache_dir, network, sources)
     yield from _blocks(cache_dir, network, plan, block_rows)
 
 
-def load_network(cache_dir: str | Path, network: str, *, sources: Iterable[str] | None = None) -> NetworkArrays:
+def load_network(cache_dir: str | Path, network: str, *, sources: Iterable[str] | None = None) -> Rows:
     """All served rows of a network, each shard's datasets read whole. sources: restrict to these."""
     cache_dir = Path(cache_dir)
     plan = _plan(cache_dir, network, sources)
@@ -181,21 +175,13 @@ def load_network(cache_dir: str | Path, network: str, *, sources: Iterable[str] 
     if not blocks:
         raise KellyError(f"{cache_dir}: the manifest lists {network} samples but no shard holds them; "
                          f"run `kelly preprocess` to rebuild the cache")
-    return NetworkArrays(
-        inputs=np.concatenate([b.inputs for b in blocks]),
-        targets=np.concatenate([b.targets for b in blocks]),
-        split=np.concatenate([b.split for b in blocks]),
-        item=np.concatenate([b.item for b in blocks]),
-        window=np.concatenate([b.window for b in blocks]),
-        valence=np.concatenate([b.valence for b in blocks]),
-        arousal=np.concatenate([b.arousal for b in blocks]),
-        label_source=np.concatenate([b.label_source for b in blocks]),
-        item_ids=plan.item_ids, sources=plan.sources)
+    return Rows.concat(blocks)
 
 
 def identity_of(records: Iterable[ItemRecord], feature_version: str) -> str:
-    """Hash of the served items (source, id, content hash, label digest, split) and the feature version."""
-    digest = hashlib.sha256(feature_version.encode("utf-8"))
+    """Hash of the served items (source, id, content hash, label digest, split), the feature version
+    and the cache layout."""
+    digest = hashlib.sha256(f"{feature_version}\t{SHARD_FORMAT}".encode("utf-8"))
     for r in sorted(records, key=lambda r: (r.source, r.item_id)):
         digest.update(f"\n{r.source}\t{r.item_id}\t{r.content_hash}\t{r.label_digest}\t{r.split}".encode("utf-8"))
     return digest.hexdigest()[:32]

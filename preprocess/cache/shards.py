@@ -1,17 +1,21 @@
 """What one item contributes to the cache (`ItemResult`), and the HDF5 shard that stores many of them.
 
 A shard is ``<cache>/<source>/shard-XXXX.h5``, written whole under ``shard-XXXX.h5.tmp`` and renamed
-into place with ``os.replace``; a reader never sees a half-written file. Layout:
+into place with ``os.replace``; a reader never sees a half-written file. Layout (layout.SHARD_FORMAT):
 
     attrs: format, source, feature_version, created
     items/item_id, items/content_hash, items/source_path, items/split, items/label_source   str [I]
     items/valence, items/arousal                          float32 [I]
+    items/embedding                                       float32 [I, 64] (the item's emotion embedding)
     items/attributes                                      str [I] (JSON: proxy-label attributes)
     items/clip                                            float32 [I, 128] (deam: clip summary)
-    <network>/inputs    float32 [N, Din]
-    <network>/targets   float32 [N, Dout]   (harmony: int64 [N], the chord class)
-    <network>/item      int32 [N]            row -> index into items/*
-    <network>/window    int32 [N]            the window (or step) the row came from within its item
+    <network>/item      uint [N]   row -> index into items/* (the smallest unsigned type that holds it)
+    <network>/window    uint [N]   the window (or step) the row came from within its item (likewise)
+    <network>/targets   as spec.CACHE_LAYOUT says: melody uint8 [N, 128] (fraction * 255),
+                        harmony uint8 [N] (chord class), the others float32 [N, Dout]
+    <network>/inputs    only where a row has inputs of its own: emotion float32 [N, 128] (log-mel),
+                        harmony uint8 [N, 4] (previous chords); the rest of an input is the item's
+                        embedding, which the reader gathers
 
 Rows are ordered by item, then window. Datasets are contiguous and uncompressed: these arrays are
 small, and a whole contiguous read is ~10x faster than a chunked one (DESIGN.md, "Measured here").
@@ -28,19 +32,22 @@ from typing import Sequence
 
 import numpy as np
 
+from preprocess.cache import layout
+from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.features import spec
 
-SHARD_FORMAT = "kelly-shard-1"
 SHARD_PATTERN = re.compile(r"^shard-(\d{4,})\.h5$")
 TMP_SUFFIX = ".tmp"
 
 
 @dataclass
 class ItemResult:
-    """Everything one item adds to the cache.
+    """Everything one item adds to the cache, in the cache's layout (`spec.CACHE_LAYOUT`).
 
-    samples: {network: {"inputs": float32 [n, Din], "targets": float32 [n, Dout] (harmony: int64 [n]),
-    "window": int32 [n]}} with sizes from `spec.NETWORKS`. valence/arousal: the item's labels in
+    samples: {network: {"targets": [n, ...] as stored (`layout.encode_targets`), "window": int [n],
+    and "inputs": [n, row_width] for networks whose rows have inputs of their own (emotion's
+    log-mel windows, harmony's previous chords)}}. embedding: the item's emotion embedding,
+    float32 [64], the first part of every row's input. valence/arousal: the item's labels in
     [-1, 1] (annotated, or derived when label_source is "proxy"). attributes: the musical attributes
     proxy labels were derived from. clip: DEAM's clip summary, float32 [128] (None elsewhere).
     """
@@ -54,6 +61,7 @@ class ItemResult:
     arousal: float
     source_path: str
     samples: dict[str, dict[str, np.ndarray]]
+    embedding: np.ndarray | None = None
     clip: np.ndarray | None = None
     attributes: dict[str, float] = field(default_factory=dict)
     label_digest: str = ""
@@ -63,8 +71,9 @@ class ItemResult:
         return {network: int(arrays["window"].shape[0]) for network, arrays in self.samples.items()}
 
     def nbytes(self) -> int:
-        """Bytes of sample arrays (what a shard buffer holds for this item)."""
-        return sum(a.nbytes for arrays in self.samples.values() for a in arrays.values())
+        """Bytes of the arrays (what a shard buffer holds for this item)."""
+        own = sum(a.nbytes for a in (self.embedding, self.clip) if a is not None)
+        return own + sum(a.nbytes for arrays in self.samples.values() for a in arrays.values())
 
 
 class InvalidResult(ValueError):
@@ -73,10 +82,58 @@ class InvalidResult(ValueError):
     stage = "validate"
 
 
-def validate_result(result: ItemResult) -> ItemResult:
-    """Check shapes, dtypes and finiteness against `spec.NETWORKS`; sort rows by window.
+def _check_targets(network: str, targets, n: int) -> np.ndarray:
+    """The targets of n rows in their stored dtype and shape, or InvalidResult."""
+    targets = np.asarray(targets)
+    shape, dtype = layout.target_shape(network, n), layout.target_dtype(network)
+    if targets.shape != shape:
+        raise InvalidResult(f"{network}: targets shape {targets.shape}, expected {shape}")
+    if network == "harmony":
+        if not np.issubdtype(targets.dtype, np.integer):
+            raise InvalidResult(f"harmony: targets must be integer classes [{n}], got {targets.dtype}")
+        if n and (targets.min() < 0 or targets.max() >= spec.HARMONY_CLASSES):
+            raise InvalidResult(f"harmony: chord class outside [0, {spec.HARMONY_CLASSES})")
+        return targets.astype(dtype)
+    if dtype.kind != "f":
+        if targets.dtype != dtype:
+            raise InvalidResult(f"{network}: targets must be stored as {dtype} (layout.encode_targets), got {targets.dtype}")
+        return targets
+    targets = targets.astype(dtype, copy=False)
+    if not np.all(np.isfinite(targets)):
+        raise InvalidResult(f"{network}: non-finite targets")
+    return targets
 
-    Returns the result with arrays in canonical dtypes; raises InvalidResult naming the network and fault.
+
+def _check_row_inputs(network: str, arrays: dict, n: int) -> np.ndarray | None:
+    """A network's per-row inputs in their stored dtype, or None when its rows have none."""
+    width, dtype = layout.row_width(network), layout.row_dtype(network)
+    if not width:
+        if "inputs" in arrays:
+            raise InvalidResult(f"{network}: rows carry no inputs of their own (the item's embedding is gathered)")
+        return None
+    if "inputs" not in arrays:
+        raise InvalidResult(f"{network}: missing ['inputs']")
+    inputs = np.asarray(arrays["inputs"])
+    if inputs.shape != (n, width):
+        raise InvalidResult(f"{network}: inputs shape {inputs.shape}, expected ({n}, {width})")
+    if network == "harmony":
+        if not np.issubdtype(inputs.dtype, np.integer):
+            raise InvalidResult(f"harmony: inputs must be the previous chord classes, got {inputs.dtype}")
+        valid = (inputs >= 0) & ((inputs < spec.HARMONY_CLASSES) | (inputs == spec.NO_PREVIOUS_CHORD))
+        if not valid.all():
+            raise InvalidResult(f"harmony: previous chords must be classes 0..{spec.HARMONY_CLASSES - 1} or {spec.NO_PREVIOUS_CHORD}")
+        return inputs.astype(dtype)
+    inputs = inputs.astype(dtype, copy=False)
+    if not np.all(np.isfinite(inputs)):
+        raise InvalidResult(f"{network}: non-finite inputs")
+    return inputs
+
+
+def validate_result(result: ItemResult) -> ItemResult:
+    """Check shapes, dtypes and finiteness against `spec.NETWORKS` and `spec.CACHE_LAYOUT`; sort rows
+    by window.
+
+    Returns the result with arrays in their stored dtypes; raises InvalidResult naming the network and fault.
     """
     if result.source not in spec.SOURCES:
         raise InvalidResult(f"unknown source {result.source!r}")
@@ -89,44 +146,34 @@ def validate_result(result: ItemResult) -> ItemResult:
         if clip.shape != (spec.AUDIO_FEATURES,) or not np.all(np.isfinite(clip)):
             raise InvalidResult(f"clip summary has shape {clip.shape} or non-finite values; expected finite [{spec.AUDIO_FEATURES}]")
         result.clip = clip
+    if result.embedding is not None:
+        embedding = np.asarray(result.embedding, dtype=np.float32)
+        if embedding.shape != (spec.EMBEDDING_SIZE,) or not np.all(np.isfinite(embedding)):
+            raise InvalidResult(f"embedding has shape {embedding.shape} or non-finite values; "
+                                f"expected finite [{spec.EMBEDDING_SIZE}]")
+        result.embedding = embedding
     checked: dict[str, dict[str, np.ndarray]] = {}
     for network, arrays in result.samples.items():
         if network not in spec.NETWORKS:
             raise InvalidResult(f"unknown network {network!r}")
-        n_in, n_out, sources = spec.NETWORKS[network]
+        sources = spec.NETWORKS[network][2]
         if result.source not in sources:
             raise InvalidResult(f"{network} samples from source {result.source!r} (expected one of {sources})")
-        missing = {"inputs", "targets", "window"} - set(arrays)
+        missing = {"targets", "window"} - set(arrays)
         if missing:
             raise InvalidResult(f"{network}: missing {sorted(missing)}")
-        inputs = np.asarray(arrays["inputs"], dtype=np.float32)
+        if layout.item_width(network) and result.embedding is None:
+            raise InvalidResult(f"{network}: the item has no embedding, which its rows' inputs start with")
         window = np.asarray(arrays["window"])
         n = window.shape[0] if window.ndim == 1 else -1
         if window.ndim != 1 or not np.issubdtype(window.dtype, np.integer) or (n and window.min() < 0):
             raise InvalidResult(f"{network}: window must be non-negative integers [n], got {window.dtype} {window.shape}")
-        if inputs.shape != (n, n_in):
-            raise InvalidResult(f"{network}: inputs shape {inputs.shape}, expected ({n}, {n_in})")
-        if network == "harmony":
-            targets = np.asarray(arrays["targets"])
-            if targets.shape != (n,) or not np.issubdtype(targets.dtype, np.integer):
-                raise InvalidResult(f"harmony: targets must be integer classes [{n}], got {targets.dtype} {targets.shape}")
-            targets = targets.astype(np.int64)
-            if n and (targets.min() < 0 or targets.max() >= n_out):
-                raise InvalidResult(f"harmony: chord class outside [0, {n_out})")
-        else:
-            targets = np.asarray(arrays["targets"], dtype=np.float32)
-            if targets.shape != (n, n_out):
-                raise InvalidResult(f"{network}: targets shape {targets.shape}, expected ({n}, {n_out})")
-            if not np.all(np.isfinite(targets)):
-                raise InvalidResult(f"{network}: non-finite targets")
-        if not np.all(np.isfinite(inputs)):
-            raise InvalidResult(f"{network}: non-finite inputs")
+        row_inputs = _check_row_inputs(network, arrays, n)
+        targets = _check_targets(network, arrays["targets"], n)
         order = np.argsort(window, kind="stable")
-        checked[network] = {
-            "inputs": np.ascontiguousarray(inputs[order]),
-            "targets": np.ascontiguousarray(targets[order]),
-            "window": window[order].astype(np.int32),
-        }
+        checked[network] = {"targets": np.ascontiguousarray(targets[order]), "window": window[order].astype(np.int32)}
+        if row_inputs is not None:
+            checked[network]["inputs"] = np.ascontiguousarray(row_inputs[order])
     result.samples = checked
     return result
 
@@ -198,6 +245,10 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
         items["valence"] = np.array([r.valence for r in results], dtype=np.float32)
         items["arousal"] = np.array([r.arousal for r in results], dtype=np.float32)
         items["attributes"] = _strings([json.dumps(r.attributes, sort_keys=True) for r in results])
+        embedding = np.zeros((len(results), spec.EMBEDDING_SIZE), dtype=np.float32)
+        for i, r in enumerate(results):
+            embedding[i] = np.nan if r.embedding is None else r.embedding
+        items["embedding"] = embedding
         if any(r.clip is not None for r in results):
             clip = np.full((len(results), spec.AUDIO_FEATURES), np.nan, dtype=np.float32)
             for i, r in enumerate(results):
@@ -205,19 +256,19 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
                     clip[i] = r.clip
             items["clip"] = clip
         for network in networks:
-            n_in, n_out, _ = spec.NETWORKS[network]
             parts = [(i, r.samples[network]) for i, r in enumerate(results) if network in r.samples]
             group = h5.create_group(network)
-            if parts:
-                group["inputs"] = np.concatenate([p["inputs"] for _, p in parts]).astype(np.float32, copy=False)
-                group["targets"] = np.concatenate([p["targets"] for _, p in parts])
-                group["item"] = np.concatenate([np.full(len(p["window"]), i, dtype=np.int32) for i, p in parts])
-                group["window"] = np.concatenate([p["window"] for _, p in parts]).astype(np.int32, copy=False)
-            else:
-                group["inputs"] = np.zeros((0, n_in), dtype=np.float32)
-                group["targets"] = np.zeros((0,), dtype=np.int64) if network == "harmony" else np.zeros((0, n_out), np.float32)
-                group["item"] = np.zeros((0,), dtype=np.int32)
-                group["window"] = np.zeros((0,), dtype=np.int32)
+            group["item"] = layout.smallest_uint(np.concatenate(
+                [np.full(len(p["window"]), i, dtype=np.int64) for i, p in parts] or [np.zeros(0, np.int64)]))
+            group["window"] = layout.smallest_uint(np.concatenate(
+                [p["window"] for _, p in parts] or [np.zeros(0, np.int64)]))
+            dtype = layout.target_dtype(network)
+            group["targets"] = (np.concatenate([p["targets"] for _, p in parts]).astype(dtype, copy=False) if parts
+                                else np.zeros(layout.target_shape(network, 0), dtype=dtype))
+            if layout.row_width(network):
+                dtype = layout.row_dtype(network)
+                group["inputs"] = (np.concatenate([p["inputs"] for _, p in parts]).astype(dtype, copy=False) if parts
+                                   else np.zeros((0, layout.row_width(network)), dtype=dtype))
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)

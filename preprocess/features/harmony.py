@@ -21,6 +21,9 @@ progression; without it the network never sees the input it gets at every reset(
 A chord that comes back within the history adds its weights (A, F, A: A = 1 + 1/4, F = 1/2,
 scaled to A = 1, F = 0.4). The chord just before the target always ends at 1, since the older
 weights add up to at most 7/8. The first samples of a progression see fewer than HISTORY chords.
+
+The cache stores a sample's history as the chords themselves (`previous_chords`, uint8 [n, 4]) and
+the trainer rebuilds the 64 values from them (`history_vectors`), equal to `chord_history`'s.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from preprocess.features.key_relative import tonic_shift
 HISTORY: int = spec.HARMONY_HISTORY
 CLASSES: int = spec.HARMONY_CLASSES
 HISTORY_WEIGHTS = tuple(0.5**j for j in range(HISTORY))      # 1, 1/2, 1/4, 1/8
+NO_PREVIOUS_CHORD: int = spec.NO_PREVIOUS_CHORD      # stored history: no chord yet (not the chord class N)
 
 
 def chord_history(previous: Sequence[int]) -> np.ndarray:
@@ -45,6 +49,41 @@ def chord_history(previous: Sequence[int]) -> np.ndarray:
         history[int(c)] += weight
     top = history.max()
     return (history / top if top > 0 else history).astype(np.float32)
+
+
+def previous_chords(chord_classes: Sequence[int], *, opening: bool = False) -> np.ndarray:
+    """uint8 [n, HISTORY]: for each sample (as `harmony_samples` makes them), the chords before its
+    target c_i, latest first (c_{i-1}, c_{i-2}, ...), NO_PREVIOUS_CHORD where the progression has fewer.
+    n = len(chord_classes) - 1, or len(chord_classes) with opening=True (the first chord a sample
+    too, with nothing before it)."""
+    classes = np.asarray(list(chord_classes), dtype=np.int64).ravel()
+    first = 0 if opening else 1
+    n = max(classes.size - first, 0)
+    out = np.full((n, HISTORY), NO_PREVIOUS_CHORD, dtype=np.uint8)
+    for lag in range(1, HISTORY + 1):
+        # row r predicts c_{r + first}; its chord `lag` back is c_{r + first - lag}, present when >= 0
+        start = max(lag - first, 0)
+        out[start:, lag - 1] = classes[start + first - lag: max(n + first - lag, 0)]
+    return out
+
+
+def history_vectors(previous: np.ndarray) -> np.ndarray:
+    """float32 [n, 64]: `chord_history` of each row of `previous_chords`' output (uint8 [n, HISTORY]).
+
+    Every sum of the weights 1, 1/2, 1/4, 1/8 is exact in float32, and so is the one division by the
+    row's maximum; the values are chord_history's bit for bit.
+    """
+    previous = np.asarray(previous)
+    n = previous.shape[0]
+    history = np.zeros((n, CLASSES), dtype=np.float32)
+    rows = np.arange(n)
+    for lag, weight in enumerate(HISTORY_WEIGHTS):
+        chord = previous[:, lag].astype(np.int64)
+        present = chord != NO_PREVIOUS_CHORD
+        np.add.at(history, (rows[present], chord[present]), np.float32(weight))
+    top = history.max(axis=1, keepdims=True) if n else np.zeros((0, 1), np.float32)
+    np.divide(history, top, out=history, where=top > 0)
+    return history
 
 
 def harmony_samples(chord_classes: Sequence[int], embedding, *, opening: bool = False) -> tuple[np.ndarray, np.ndarray]:

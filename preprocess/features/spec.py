@@ -131,4 +131,31 @@ NETWORKS = {
 }
 SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
 
+# --- how the cache stores each network's rows (preprocess/cache/layout.py applies this) ----------
+#: Values that are the same on every row of an item are stored once per item: the item's emotion
+#: embedding (64 float32, `items/embedding`). A row keeps only what is its own; the reader and the
+#: trainer rebuild the network's input by a gather from the item table. The rebuilt inputs are the
+#: ones extraction computed, bit for bit; only melody targets are quantised (below).
+CACHE_LAYOUT = {
+    # network: (inputs gathered from the item's embedding: how many of its first values,
+    #           inputs stored per row: (dtype, width, meaning) or None,
+    #           targets as stored: dtype)
+    "emotion": (0, ("float32", AUDIO_FEATURES, "the window's log-mel vector"), "float32"),
+    "melody": (EMBEDDING_SIZE, None, "uint8"),
+    "harmony": (EMBEDDING_SIZE, ("uint8", HARMONY_HISTORY, "the previous chords, latest first, "
+                                 "NO_PREVIOUS_CHORD where the progression has fewer"), "uint8"),
+    "dynamics": (DYNAMICS_INPUTS, None, "float32"),
+    "groove": (EMBEDDING_SIZE, None, "float32"),
+}
+#: harmony's stored history: a chord class 0..63, or this for "no chord yet" (the context's chord
+#: half is rebuilt from these exactly as preprocess.features.harmony.chord_history computes it)
+NO_PREVIOUS_CHORD = 255
+#: Melody targets (fractions of a window in [0, 1]) are stored as round(fraction * 255) in uint8
+#: and read back as stored / 255: the error is at most 1 / 510 (0.00196) per value, plus float32's
+#: rounding of the two values (< 2^-23). Exact for 0 and 1, and every value stays on its side of
+#: 0.5 (the metrics' "active" threshold is kept).
+MELODY_TARGET_STEPS = 255
+MELODY_TARGET_MAX_ERROR = 0.5 / MELODY_TARGET_STEPS + 2.0**-23
+
 assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32
+assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD
