@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from preprocess.features import spec
+from train.config import NETWORK_NAMES
 
 NETWORK_FILES = ("emotionrecognizer.json", "melodytransformer.json", "harmonypredictor.json",
                  "dynamicsengine.json", "groovepredictor.json")
@@ -133,8 +134,8 @@ def test_emotion_response_is_reported_and_drawn(pipeline_run):
         assert result["grid_size"] >= 7 and result["held_out_items"] >= 20
         for entry in result["descriptors"].values():
             assert len(entry["model_grid"]) == result["grid_size"] and entry["fidelity"] is not None
-        assert (output / "plots" / f"{key}_emotion_response.png").stat().st_size > 20_000
-    assert (output / "plots" / "emotion_scatter.png").stat().st_size > 10_000
+        assert (output / "plots" / f"{NETWORK_NAMES[key].lower()}_emotion_response.png").stat().st_size > 20_000
+    assert (output / "plots" / "emotionrecognizer_scatter.png").stat().st_size > 10_000
     assert "emotion response" in done.stdout and "descriptor(s) tied to emotion are followed" in done.stdout
 
 

@@ -21,8 +21,8 @@ network (melody, harmony, dynamics, groove) is run over a grid of (valence, arou
 descriptors of its output are compared with those of the held-out data's targets binned on the
 same grid: fidelity, range ratio, slope signs, and whether each descriptor the data ties to
 emotion is followed. With a plots folder, heatmaps per network (model beside data,
-`<network>_emotion_response.png`) and the EmotionRecognizer's predicted against annotated valence
-and arousal (`emotion_scatter.png`) are drawn there.
+`<classname>_emotion_response.png`) and the EmotionRecognizer's predicted against annotated valence
+and arousal (`emotionrecognizer_scatter.png`) are drawn there (names: train.outputs).
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from preprocess.features import spec
 from train import metrics
 from train.data import SPLIT_NAMES, TEST, TRAIN, VALIDATION, NetworkData, Rows
 from train.models import KellyNetwork
+from train.outputs import response_plot_path, scatter_plot_path
 
 #: network -> (primary metric, "min" or "max" for better)
 PRIMARY = {
@@ -130,7 +131,7 @@ def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu", *,
     """Metrics of `model` and of the constant baseline on the held-out split of `data`.
 
     With `plots_dir`, the EmotionRecognizer's held-out predictions are drawn against the annotated
-    valence and arousal (`emotion_scatter.png`; listed in the result's "plots")."""
+    valence and arousal (`emotionrecognizer_scatter.png`; listed in the result's "plots")."""
     split = TEST if data.counts.get("test", 0) > 0 else VALIDATION
     rows = data.rows(split)
     model.to(device)
@@ -151,7 +152,7 @@ def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu", *,
         from preprocess.features.embedding import decode
         from train.response import plot_emotion_scatter
 
-        path = plot_emotion_scatter(decode(prediction), decode(rows.targets), Path(plots_dir) / "emotion_scatter.png",
+        path = plot_emotion_scatter(decode(prediction), decode(rows.targets), scatter_plot_path(plots_dir),
                                     r2=(result["valence_r2"], result["arousal_r2"]), title=model.name)
         report["plots"] = [str(path)]
     return report
@@ -206,7 +207,7 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
                                                 grid_size=grid_size or response.GRID_SIZE, seed=config["seed"])
             result["emotion_response"] = emotion
             if plots_dir is not None:
-                plot = response.plot_response(emotion, model.name, Path(plots_dir) / f"{key}_emotion_response.png")
+                plot = response.plot_response(emotion, model.name, response_plot_path(plots_dir, key))
                 result.setdefault("plots", []).append(str(plot))
         report["networks"][key] = result
     report["emotion_response"] = response.summary(report["networks"])

@@ -4,6 +4,8 @@
     <output>/checkpoints/<classname>_latest.pt    after every epoch (--resume)
     <output>/history/<classname>_history.json     per-epoch rows, and .csv
     <output>/plots/<classname>_loss.png           curves, and _metric.png
+    <plots>/<classname>_emotion_response.png      `kelly evaluate`: a conditioned network's emotion response
+    <plots>/emotionrecognizer_scatter.png         `kelly evaluate`: predicted against annotated valence, arousal
 
 <classname> is the network's class name in lower case ("emotionrecognizer"), the names the older
 guides document and the exported JSON files carry (emotionrecognizer.json). Runs made before used
@@ -62,6 +64,17 @@ def history_paths(output: str | Path, key: str) -> tuple[Path, Path]:
 def plot_paths(output: str | Path, key: str) -> tuple[Path, Path]:
     """(`<output>/plots/<classname>_loss.png`, `..._metric.png`)."""
     return _plot_files(output, file_stem(key))
+
+
+def response_plot_path(plots_dir: str | Path, key: str) -> Path:
+    """`<plots_dir>/<classname>_emotion_response.png`: heatmaps of network `key`'s emotion response."""
+    return Path(plots_dir) / f"{file_stem(key)}_emotion_response.png"
+
+
+def scatter_plot_path(plots_dir: str | Path) -> Path:
+    """`<plots_dir>/emotionrecognizer_scatter.png`: the EmotionRecognizer's predicted against
+    annotated valence and arousal."""
+    return Path(plots_dir) / f"{file_stem('emotion')}_scatter.png"
 
 
 def output_paths(output: str | Path, key: str, stem: str | None = None) -> list[Path]:
