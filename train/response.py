@@ -23,11 +23,15 @@ conditional mean it was trained towards. Per descriptor the report gives:
                     each item's mean target with the item's valence / arousal;
   tied              max(|data_valence_r|, |data_arousal_r|) >= TIE_THRESHOLD: the data ties the
                     descriptor to emotion;
-  fidelity          Pearson correlation of model and data over the cells that hold data;
+  fidelity          Pearson correlation of model and data over the cells that hold data, each cell
+                    weighted by the held-out items it holds (every item counts once: a cell of one
+                    item, whose mean is mostly that item's own character, counts a tenth of a cell
+                    of ten; the same as correlating, over the held-out items, the model's value at
+                    each item's cell with the data's mean there);
   training_data_fidelity   the same for the TRAINING data's cell values in place of the model's
-                    (over the cells both hold): what a network that reproduced exactly what it was
-                    shown would score. Cells hold few items, so the data's own noise caps fidelity;
-                    this is that cap, measured;
+                    (over the cells both hold, weighted the same): what a network that reproduced
+                    exactly what it was shown would score. Cells hold few items, so the data's own
+                    noise caps fidelity; this is that cap, measured;
   range_ratio       model spread / data spread, the spread being the standard deviation over those
                     cells of the least-squares plane d = b0 + bv v + ba a fitted to the values (so
                     the noise of a cell with one item does not count as range); range_ratio_raw
@@ -150,11 +154,20 @@ def _group_means(vectors: np.ndarray, groups: np.ndarray, n_groups: int) -> tupl
         return sums / counts[:, None], counts
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+def _pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    """Pearson correlation of x and y over the entries where both are finite, each entry weighted by
+    `weights` (all 1 when None); None for fewer than 3 entries or no spread."""
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.std(x[ok]) < 1e-12 or np.std(y[ok]) < 1e-12:
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    ok &= w > 0
+    x, y, w = np.asarray(x, np.float64)[ok], np.asarray(y, np.float64)[ok], w[ok]
+    if ok.sum() < 3:
         return None
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+    dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
+    sx, sy = np.sqrt(np.sum(w * dx * dx)), np.sqrt(np.sum(w * dy * dy))
+    if sx < 1e-12 * np.sqrt(w.sum()) or sy < 1e-12 * np.sqrt(w.sum()):
+        return None
+    return float(np.sum(w * dx * dy) / (sx * sy))
 
 
 def _plane(values: np.ndarray, valence: np.ndarray, arousal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,13 +252,13 @@ def emotion_response(model, rows, *, grid_size: int = GRID_SIZE, seed: int = 0, 
                  "data_slopes": None, "slope_ratio": None, "slope_signs_agree": None}
         if train_grid is not None:
             both = held & (train_cell_rows > 0) & np.isfinite(data_values) & np.isfinite(train_grid[name])
-            entry["training_data_fidelity"] = _pearson(train_grid[name][both], data_values[both])
+            entry["training_data_fidelity"] = _pearson(train_grid[name][both], data_values[both], cell_items[both])
         if usable.sum() >= 4:
             v, a = cell_valence[usable], cell_arousal[usable]
             model_plane, model_fit = _plane(model_values[usable], v, a)
             data_plane, data_fit = _plane(data_values[usable], v, a)
             data_spread = float(np.std(data_fit))
-            entry["fidelity"] = _pearson(model_values[usable], data_values[usable])
+            entry["fidelity"] = _pearson(model_values[usable], data_values[usable], cell_items[usable])
             entry["range_ratio"] = float(np.std(model_fit)) / data_spread if data_spread > 1e-12 else None
             raw_spread = float(np.std(data_values[usable]))
             entry["range_ratio_raw"] = float(np.std(model_values[usable])) / raw_spread if raw_spread > 1e-12 else None
