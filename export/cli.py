@@ -14,7 +14,7 @@ import argparse
 import glob
 from pathlib import Path
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from train.config import NETWORK_NAMES
 
 NETWORK_KEYS = ("emotion", "melody", "harmony", "dynamics", "groove")

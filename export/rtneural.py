@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 #: the activation names RTNeural's `createActivation` knows; "" (or no key) means none.
 #: Any other string makes it add a null layer, which crashes the plugin on the first forward().

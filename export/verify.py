@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from export.reference import ACTIVATION_FUNCTIONS, DenseLayer, LSTMLayer, ReferenceModel
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from train.outputs import find_checkpoint  # noqa: F401  (checkpoint names are defined once, there)
 
 #: max |RTNeural - PyTorch| accepted on any output value (float32 arithmetic)

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 TMP_SUFFIX = ".tmp"
 #: a temporary made by `atomic_write`: ".<target name>.<writer pid>-<random>.tmp"

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 SAMPLE_OUTPUT = Path("runs/sample")
 #: training settings the pipeline passes on to `kelly train` when given

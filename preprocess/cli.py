@@ -103,7 +103,7 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
-    from preprocess.errors import KellyError
+    from kelly.errors import KellyError
     from preprocess.job import format_summary, run_preprocess
 
     if args.failures:

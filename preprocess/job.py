@@ -47,7 +47,7 @@ from preprocess.cache.shards import (
     write_shard,
 )
 from preprocess.datasets.base import missing_lines
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.extract import metadata_read, prepare_worker
 from preprocess.features import spec
 from preprocess.parallel import IsolatedRunner, Ok, isolated_map, start_workers, stop_workers

@@ -14,7 +14,7 @@ from preprocess.cache.manifest import DoneEntry, Manifest, file_hash
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.shards import InvalidResult, ItemResult, validate_result, write_shard
 from preprocess.datasets.base import Item
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.extract import extract_item
 from preprocess.features import spec
 from preprocess.job import clean_cache, write_input_stats

@@ -29,7 +29,7 @@ import pytest
 from kelly.cli import main
 from preprocess.datasets import catalog, locate
 from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE, DownloadLock
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 REPO = Path(__file__).resolve().parents[1]
 

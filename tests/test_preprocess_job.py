@@ -18,7 +18,7 @@ import soundfile
 from preprocess.cache import reader
 from preprocess.cache.manifest import Manifest
 from preprocess.datasets import load_source
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.extract import dynamic_label_windows
 from preprocess.features import spec
 from preprocess.features.embedding import embed

@@ -24,7 +24,7 @@ from preprocess.datasets import (
     load_source,
     maestro,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 
 # header lines exactly as DEAM ships them (spaces after the commas; the second file's extra columns)

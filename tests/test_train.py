@@ -12,7 +12,7 @@ import torch
 
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features import spec
 from preprocess.features.embedding import embed
 from train import checkpoints, data
@@ -510,7 +510,7 @@ print(" ".join(sorted(sys.modules)))
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     modules = set(done.stdout.splitlines()[-1].split())
-    allowed = {"preprocess", "preprocess.errors", "preprocess.features", "preprocess.features.spec",
+    allowed = {"preprocess", "kelly.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
                "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes

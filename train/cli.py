@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from train.config import NETWORK_NAMES, NetworkConfig, TrainOptions
 
 _DEFAULTS = NetworkConfig()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features.spec import SOURCES
 
 #: cache key -> plugin class name (train.models.NETWORKS holds the classes; kept here so that

@@ -47,7 +47,7 @@ import torch
 
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features import spec
 
 __all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache", "from_rows", "sequence_index",

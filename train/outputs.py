@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from kelly.files import check_output_dir, remove_stale_temporaries
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from train.config import NETWORK_NAMES
 
 CHECKPOINTS, HISTORY, PLOTS = "checkpoints", "history", "plots"

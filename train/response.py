@@ -171,7 +171,7 @@ def held_out_rows(data):
     parts = [rows.take(rows.split != 0) for rows in data.read_blocks()]
     parts = [p for p in parts if len(p)]
     if not parts:
-        from preprocess.errors import KellyError
+        from kelly.errors import KellyError
 
         raise KellyError(f"{data.source + ': ' if data.source else ''}{data.key} has no held-out (validation or "
                          "test) rows to compare the emotion response with")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"

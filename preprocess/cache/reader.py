@@ -31,7 +31,7 @@ from preprocess.cache.manifest import (
 )
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.layout import SHARD_FORMAT
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features import spec
 
 STATS_NAME = "stats.json"

@@ -27,7 +27,7 @@ from preprocess.datasets.base import (
     assign_split,
     missing_lines,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 READERS = {"deam": deam, "lakh": lakh, "maestro": maestro, "groove": groove, "harmony": harmony}
 #: layout name -> source name ("lmd_matched" -> "lakh")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 SPLITS = ("train", "validation", "test")
 

@@ -32,7 +32,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -48,7 +48,7 @@ from typing import Callable
 
 from preprocess.datasets import catalog
 from preprocess.datasets.catalog import Archive, Subset, human_size
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 DOWNLOADS_DIR = ".kelly-downloads"          # part files and kept archives, under the datasets folder
 CHECKSUMS_FILE = ".kelly-checksums.json"    # checksums computed for archives that publish none

@@ -35,7 +35,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 NAME = "groove"
 LAYOUTS = ("groove-csv", "groove-bare")

@@ -25,7 +25,7 @@ from preprocess.datasets.base import (
     unit_label,
     unknown_layout,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 NAME = "harmony"
 LAYOUTS = ("chord-json",)

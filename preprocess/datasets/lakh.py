@@ -34,7 +34,7 @@ from preprocess.datasets.base import (
     read_label_json,
     unknown_layout,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 NAME = "lakh"
 LAYOUTS = ("lmd_full", "lmd_matched", "clean_midi", "midi-folder")

@@ -31,7 +31,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 NAME = "maestro"
 LAYOUTS = ("maestro-csv", "maestro-json", "maestro-bare")
