@@ -513,6 +513,7 @@ print(" ".join(sorted(sys.modules)))
     allowed = {"preprocess", "kelly.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
+               "preprocess.cache.stats",             # the input statistics the reader serves
                "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes
     assert {m for m in modules if m.startswith("preprocess")} <= allowed
     for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):

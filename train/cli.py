@@ -140,7 +140,9 @@ def run_training(options: TrainOptions | dict) -> dict:
     prepare_output(options.output, resumed, history=options.write_history, plots=options.write_plots)
     cache_dir = Path(options.cache_dir)
     if options.use_synthetic:
-        cache_dir = make_synthetic_cache(Path(options.output) / "synthetic", options.progress)
+        from kelly.pipeline import make_sample_cache
+
+        cache_dir = make_sample_cache(Path(options.output) / "synthetic", progress=options.progress)
 
     from preprocess.cache import reader
     from train import data as train_data
@@ -218,24 +220,6 @@ def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:
     config = replace(config, **{k: v for k, v in options.overrides.items() if k in RESUME_FLAGS})
     config.validate(f"{NETWORK_NAMES[key]} settings")
     return config
-
-
-def make_synthetic_cache(root: Path, progress: bool = True) -> Path:
-    """Write the sample datasets under `root/datasets` (kept when already there) and preprocess
-    them into `root/cache` (the job skips what that cache already holds)."""
-    from preprocess import job
-    from preprocess.sample_data import make_sample_data
-
-    datasets, cache = root / "datasets", root / "cache"
-    if datasets.is_dir() and any(datasets.iterdir()):
-        print(f"using the sample data already in {datasets}", flush=True)
-    else:
-        print(f"making sample data in {datasets}", flush=True)
-        make_sample_data(datasets)
-    print(f"preprocessing {datasets} into {cache}", flush=True)
-    summary = job.preprocess_all(datasets, cache, progress=progress)
-    print(job.format_summary(summary), flush=True)
-    return cache
 
 
 def format_summary(summary: dict) -> str:
