@@ -21,15 +21,6 @@ FORMAT_VERSION = "kelly-rtneural-1"
 
 PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
-#: the plugin's wiring, from its source (see DESIGN.md, "How the plugin wires them")
-INPUT_SOURCES = {
-    "emotion": "the audio features of the current 0.5-s window",
-    "melody": "EmotionRecognizer's 64-value emotion embedding",
-    "harmony": "[EmotionRecognizer's emotion embedding (64) | previous-chord context (64)]",
-    "dynamics": "the first 32 values of EmotionRecognizer's emotion embedding",
-    "groove": "EmotionRecognizer's 64-value emotion embedding",
-}
-
 
 def midi_note_name(pitch: int) -> str:
     """MIDI pitch -> scientific pitch name (60 -> "C4", 21 -> "A0")."""
@@ -65,7 +56,7 @@ def describe_inputs(key: str) -> dict:
                 f"of {a['window_seconds']} s; band 0 is the lowest"
             ),
             "names": [f"log_mel_{i:03d}" for i in range(n_in)],
-            "source": INPUT_SOURCES[key],
+            "source": spec.NETWORKS[key].input_from,
         }
     if key == "harmony":
         from preprocess.features.harmony import HISTORY_WEIGHTS
@@ -82,7 +73,7 @@ def describe_inputs(key: str) -> dict:
             ),
             "names": embedding_names + [f"history_{chord}" for chord in vocabulary],
             "history_weights": [float(w) for w in HISTORY_WEIGHTS],
-            "source": INPUT_SOURCES[key],
+            "source": spec.NETWORKS[key].input_from,
         }
     description = "emotion embedding values in [-1, 1]"
     if key == "dynamics":
@@ -91,7 +82,7 @@ def describe_inputs(key: str) -> dict:
         "size": n_in,
         "description": description,
         "names": embedding_names[:n_in],
-        "source": INPUT_SOURCES[key],
+        "source": spec.NETWORKS[key].input_from,
     }
 
 
@@ -178,7 +169,7 @@ def wiring(model) -> dict:
     else:
         stepping = "one input vector per forward() call; no state"
     return {
-        "input_from": INPUT_SOURCES[model.key],
+        "input_from": spec.NETWORKS[model.key].input_from,
         "recurrent": bool(model.is_recurrent),
         "stepping": stepping,
         "input_normalisation": "folded into layer 0: feed raw feature values",

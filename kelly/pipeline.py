@@ -27,6 +27,8 @@ TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience
 
 
 def add_parsers(subparsers) -> None:
+    from train.config import DEVICES
+
     p = subparsers.add_parser(
         "pipeline", help="preprocess, train, evaluate, export and verify in one command",
         description="Run every stage in order: preprocess all -> train -> evaluate -> export -> "
@@ -45,7 +47,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--batch-size", "-b", type=int)
     p.add_argument("--learning-rate", "-lr", type=float)
     p.add_argument("--early-stopping-patience", type=int)
-    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", "-d", choices=DEVICES)
     p.add_argument("--seed", type=int, default=0, help="sample data, splits and training seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handle_pipeline)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SOURCE_CHOICES = ("all", "deam", "lakh", "maestro", "groove", "harmony")
+from preprocess.features.spec import SOURCES
+
+SOURCE_CHOICES = ("all", *SOURCES)
 
 
 def _number(text: str, kind: type, wanted: str) -> int | float:

@@ -46,6 +46,19 @@ def test_layer_shapes_and_activations(key):
     assert model.is_recurrent == (key in ("emotion", "melody"))
 
 
+def test_every_list_of_the_networks_is_the_one_in_spec():
+    from export.cli import NETWORK_KEYS
+    from train.config import NETWORK_NAMES
+    from train.data import RECURRENT
+
+    assert list(NETWORKS) == list(NETWORK_KEYS) == list(NETWORK_NAMES) == list(spec.NETWORKS)
+    for key, network in spec.NETWORKS.items():
+        model = build(key)
+        assert (model.key, model.name, NETWORK_NAMES[key]) == (key, network.class_name, network.class_name)
+        assert model.is_recurrent == network.recurrent == (key in RECURRENT)
+        assert set(network.sources) <= set(spec.SOURCES)
+
+
 @pytest.mark.parametrize("key", list(NETWORKS))
 def test_forward_shapes_ranges_and_logits(key):
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from kelly.errors import KellyError
-from train.config import NETWORK_NAMES, NetworkConfig, TrainOptions
+from train.config import DEVICES, LR_SCHEDULES, NETWORK_NAMES, NetworkConfig, TrainOptions
 
 _DEFAULTS = NetworkConfig()
 #: command-line flag dest -> NetworkConfig field (the flags that override training settings)
@@ -53,11 +53,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--early-stopping-min-delta", type=float,
                    help=f"smallest validation-loss drop that counts (default: {d.early_stopping_min_delta})")
     p.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default: {d.grad_clip})")
-    p.add_argument("--lr-schedule", choices=("none", "cosine", "plateau"), help=f"(default: {d.lr_schedule})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"(default: {d.lr_schedule})")
     p.add_argument("--sequence-length", type=int,
                    help=f"windows per training sequence of the LSTM networks (default: {d.sequence_length})")
     p.add_argument("--seed", type=int, help=f"(default: {d.seed})")
-    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), help=f"(default: {d.device})")
+    p.add_argument("--device", "-d", choices=DEVICES, help=f"(default: {d.device})")
     p.add_argument("--memory-budget-mb", type=float,
                    help="a network's cache rows above this are streamed block by block "
                         f"(default: {d.memory_budget_mb:g})")
@@ -83,7 +83,7 @@ def add_parsers(subparsers) -> None:
                    help="where to save the JSON report (default: ./evaluation.json)")
     e.add_argument("--models", nargs="+", metavar="MODEL", help="networks to evaluate (default: all with a checkpoint)")
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="which checkpoint (default: best)")
-    e.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="(default: cpu)")
+    e.add_argument("--device", "-d", choices=DEVICES, default="cpu", help="(default: cpu)")
     e.add_argument("--plots-dir", type=Path,
                    help="where to draw the emotion-response heatmaps and the EmotionRecognizer's scatter plot "
                         "(default: plots/ beside the report)")

@@ -56,7 +56,8 @@ __all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
-RECURRENT = ("emotion", "melody")
+#: the networks trained on sequences (the LSTM networks)
+RECURRENT = tuple(key for key, network in spec.NETWORKS.items() if network.recurrent)
 #: rows read per block when streaming
 BLOCK_ROWS = 65_536
 #: rows decoded at a time for the statistics (bounds the float64 temporaries)

@@ -6,6 +6,8 @@ the version it was trained on.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 FEATURE_VERSION = "kelly-features-3"
 
 # --- audio (EmotionRecognizer input) -------------------------------------------------------------
@@ -120,16 +122,59 @@ HARMONY_CLASSES = 64             # preprocess.features.chords.VOCABULARY
 HARMONY_CONTEXT = 128            # [emotion embedding 64 | previous chords 64]
 HARMONY_HISTORY = 4              # previous chords in the context, weights 1, 1/2, 1/4, 1/8 (then scaled to max 1)
 
-# --- the five networks: what goes in and out -----------------------------------------------------
-NETWORKS = {
-    # name: (input size, output size, cached under these sources)
-    "emotion": (AUDIO_FEATURES, EMBEDDING_SIZE, ("deam",)),
-    "melody": (EMBEDDING_SIZE, MELODY_TARGETS, ("lakh", "maestro")),
-    "harmony": (HARMONY_CONTEXT, HARMONY_CLASSES, ("harmony", "lakh", "maestro")),
-    "dynamics": (DYNAMICS_INPUTS, len(DYNAMICS_NAMES), ("maestro",)),
-    "groove": (EMBEDDING_SIZE, len(GROOVE_NAMES), ("groove",)),
-}
+# --- the datasets and the five networks: the one list of each --------------------------------------
+#: the datasets, each read by preprocess.datasets.<name>, in the order the job reads them
 SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
+
+
+@dataclass(frozen=True)
+class Network:
+    """One of the plugin's networks, as the cache feeds it and the plugin runs it.
+
+    inputs, outputs: sizes of one input and one output vector; sources: the datasets its rows come
+    from (names in SOURCES); class_name: the plugin's class (its exported file is the class name
+    in lower case, ``emotionrecognizer.json``); recurrent: an LSTM network (trained on sequences;
+    the plugin runs it one step per call and keeps its state between calls); input_from: what the
+    plugin feeds it.
+
+    It also reads as the tuple (inputs, outputs, sources): ``n_in, n_out, sources = NETWORKS[key]``.
+    """
+
+    inputs: int
+    outputs: int
+    sources: tuple[str, ...]
+    class_name: str
+    recurrent: bool
+    input_from: str
+
+    def __iter__(self):
+        return iter((self.inputs, self.outputs, self.sources))
+
+    def __getitem__(self, index):
+        return (self.inputs, self.outputs, self.sources)[index]
+
+
+_EMBEDDING_FROM = "EmotionRecognizer's 64-value emotion embedding"
+#: key (the cache's, the command line's) -> Network, in the plugin's order
+NETWORKS = {
+    "emotion": Network(AUDIO_FEATURES, EMBEDDING_SIZE, ("deam",), "EmotionRecognizer", True,
+                       "the audio features of the current 0.5-s window"),
+    "melody": Network(EMBEDDING_SIZE, MELODY_TARGETS, ("lakh", "maestro"), "MelodyTransformer", True,
+                      _EMBEDDING_FROM),
+    "harmony": Network(HARMONY_CONTEXT, HARMONY_CLASSES, ("harmony", "lakh", "maestro"), "HarmonyPredictor", False,
+                       "[EmotionRecognizer's emotion embedding (64) | previous-chord context (64)]"),
+    "dynamics": Network(DYNAMICS_INPUTS, len(DYNAMICS_NAMES), ("maestro",), "DynamicsEngine", False,
+                        "the first 32 values of EmotionRecognizer's emotion embedding"),
+    "groove": Network(EMBEDDING_SIZE, len(GROOVE_NAMES), ("groove",), "GroovePredictor", False, _EMBEDDING_FROM),
+}
+
+
+def key_of_class(class_name: str) -> str:
+    """The key of the network whose plugin class is `class_name` (exactly as spelled); KeyError if none."""
+    for key, network in NETWORKS.items():
+        if network.class_name == class_name:
+            return key
+    raise KeyError(class_name)
 
 # --- how the cache stores each network's rows (preprocess/cache/layout.py applies this) ----------
 #: Values that are the same on every row of an item are stored once per item: the item's emotion
@@ -159,3 +204,4 @@ MELODY_TARGET_MAX_ERROR = 0.5 / MELODY_TARGET_STEPS + 2.0**-23
 
 assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32
 assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD
+assert all(set(network.sources) <= set(SOURCES) for network in NETWORKS.values())
