@@ -19,19 +19,15 @@ from preprocess.features import spec
 #: version of this file layout (the metadata block and the layer mapping in export.rtneural)
 FORMAT_VERSION = "kelly-rtneural-1"
 
-PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
 
 def midi_note_name(pitch: int) -> str:
     """MIDI pitch -> scientific pitch name (60 -> "C4", 21 -> "A0")."""
-    return f"{PITCH_CLASS_NAMES[pitch % 12]}{pitch // 12 - 1}"
+    return f"{spec.PITCH_CLASS_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def chord_vocabulary() -> list[str]:
     """The HarmonyPredictor's 64 output classes, in output order."""
-    from preprocess.features.chords import VOCABULARY
-
-    return [str(name) for name in VOCABULARY]
+    return [str(name) for name in spec.CHORD_VOCABULARY]
 
 
 def embedding_definition() -> dict:
@@ -59,8 +55,6 @@ def describe_inputs(key: str) -> dict:
             "source": spec.NETWORKS[key].input_from,
         }
     if key == "harmony":
-        from preprocess.features.harmony import HISTORY_WEIGHTS
-
         vocabulary = chord_vocabulary()
         return {
             "size": n_in,
@@ -72,7 +66,7 @@ def describe_inputs(key: str) -> dict:
                 + ("; chords key-relative (see pitch_reference_rule)" if spec.PITCH_REFERENCE["harmony"] == "tonic" else "")
             ),
             "names": embedding_names + [f"history_{chord}" for chord in vocabulary],
-            "history_weights": [float(w) for w in HISTORY_WEIGHTS],
+            "history_weights": [float(w) for w in spec.HARMONY_HISTORY_WEIGHTS],
             "source": spec.NETWORKS[key].input_from,
         }
     description = "emotion embedding values in [-1, 1]"

@@ -112,7 +112,7 @@ def model_outputs(model, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray
 
 
 def _harmony_chains(model, embeddings: np.ndarray, *, seed: int) -> np.ndarray:
-    from preprocess.features.harmony import HISTORY_WEIGHTS
+    from preprocess.features.spec import HARMONY_HISTORY_WEIGHTS as HISTORY_WEIGHTS
 
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
