@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.reference import ACTIVATION_FUNCTIONS, DenseLayer, LSTMLayer, ReferenceModel
+from export.reference import DenseLayer, LSTMLayer, ReferenceModel
+from export.rtneural import ACTIVATIONS
 from kelly.errors import KellyError
 from train.outputs import find_checkpoint  # noqa: F401  (checkpoint names are defined once, there)
 
@@ -192,13 +193,13 @@ def _check_activation(layer: dict, index: int, kind: str, report: Report) -> Non
         if name:
             report.add(index, f"activation {name!r} on an lstm layer: RTNeural ignores it (write \"\")", kind)
         return
-    if name and name not in ACTIVATION_FUNCTIONS:
-        if name.lower() in ACTIVATION_FUNCTIONS:
+    if name and name not in ACTIVATIONS:
+        if name.lower() in ACTIVATIONS:
             advice = f"names are lower-case: {name.lower()!r}"
         elif name.lower() in ("linear", "none", "identity"):
             advice = 'a linear layer has activation "" or none'
         else:
-            advice = f"known: {', '.join(ACTIVATION_FUNCTIONS)}, or \"\" for none"
+            advice = f"known: {', '.join(ACTIVATIONS)}, or \"\" for none"
         report.add(index, f"unknown activation {name!r} ({advice}): RTNeural adds a null layer and the plugin crashes", kind)
 
 
@@ -473,7 +474,7 @@ def _variants(layer):
         if layer.kernel.shape[0] == layer.kernel.shape[1]:
             yield ("the kernel is transposed: it must be [in][out] = Linear.weight.T",
                    DenseLayer(layer.kernel.T, layer.bias, layer.activation))
-        for activation in ("",) + ACTIVATION_FUNCTIONS:
+        for activation in ("",) + ACTIVATIONS:
             if activation != layer.activation:
                 yield (f"the activation should be {activation or 'none'!r}, not {layer.activation or 'none'!r}",
                        DenseLayer(layer.kernel, layer.bias, activation))

@@ -228,7 +228,7 @@ def _summary(datasets_dir: Path, cache_dir: Path, per_source: dict, not_found: l
         "sources": per_source,
         "not_found": not_found,
         "new_samples": new_samples,
-        "samples": {n: {s: cache_samples.get(n, {}).get(s, 0) for s in ("train", "validation", "test")}
+        "samples": {n: {s: cache_samples.get(n, {}).get(s, 0) for s in spec.SPLITS}
                     for n in spec.NETWORKS},
         "failures": failures_by_reason,
         "cleanup": cleanup,

@@ -25,9 +25,9 @@ Samples:
 
 Splits: the cache's own split of each item (0 train, 1 validation, 2 test). Only when the cache
 has no validation rows for a network, `validation_split` moves a seeded fraction of its training
-ITEMS (never single windows) to validation: an item goes to validation when
-sha1("{seed}:{item id}") maps below the fraction; with none below it, the lowest one goes, so
-that a network with at least two items always has a validation side.
+ITEMS (never single windows) to validation: an item goes to validation when its
+`spec.split_fraction(item id, seed)` is below the fraction; with none below it, the lowest one
+goes, so that a network with at least two items always has a validation side.
 
 Inputs are not rescaled here: the model standardises them with its input_mean/input_std buffers,
 which `NetworkData.input_mean/input_std` fill (the cache's training statistics when it has them,
@@ -35,7 +35,6 @@ else computed from the training rows the same way, `preprocess.cache.stats.Input
 """
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -54,8 +53,8 @@ from preprocess.features import spec
 __all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache", "from_rows", "sequence_index",
            "validation_items", "batch_order", "prefetch", "TRAIN", "VALIDATION", "TEST", "SPLIT_NAMES"]
 
-TRAIN, VALIDATION, TEST = 0, 1, 2
-SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
+TRAIN, VALIDATION, TEST = range(3)                   # the codes of spec.SPLITS
+SPLIT_NAMES = dict(enumerate(spec.SPLITS))
 #: the networks trained on sequences (the LSTM networks)
 RECURRENT = tuple(key for key, network in spec.NETWORKS.items() if network.recurrent)
 #: rows read per block when streaming
@@ -90,17 +89,11 @@ def sequence_index(item: np.ndarray, window: np.ndarray, length: int) -> np.ndar
     return index
 
 
-def item_fraction(identity: str, seed: int) -> float:
-    """A number in [0, 1) fixed by the seed and the item's identity alone."""
-    digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
 def validation_items(identities: dict[int, str], fraction: float, seed: int) -> set[int]:
     """The items (keys of `identities`: item index -> id) that go to validation; see the module doc."""
     if fraction <= 0 or len(identities) < 2:
         return set()
-    u = {item: item_fraction(identity, seed) for item, identity in identities.items()}
+    u = {item: spec.split_fraction(identity, seed) for item, identity in identities.items()}
     chosen = {item for item, value in u.items() if value < fraction}
     if not chosen:
         chosen = {min(u, key=u.get)}

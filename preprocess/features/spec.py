@@ -186,6 +186,25 @@ HARMONY_HISTORY_WEIGHTS = tuple(0.5**j for j in range(HARMONY_HISTORY))      # 1
 #: the datasets, each read by preprocess.datasets.<name>, in the order the job reads them
 SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
 
+#: an item's split, by the code the cache stores (0 train, 1 validation, 2 test)
+SPLITS = ("train", "validation", "test")
+#: where an item's (valence, arousal) came from, by the code the cache stores: the dataset's own
+#: annotations, or the documented proxy labels derived from the music (preprocess.features.proxy_labels)
+LABEL_ANNOTATED, LABEL_PROXY = "annotated", "proxy"
+LABEL_SOURCES = (LABEL_ANNOTATED, LABEL_PROXY)
+
+
+def split_fraction(identity: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the seed and an item's identity alone: the first 8 bytes of
+    sha1("{seed}:{identity}") over 2^64. Where a dataset has no official split, an item's side is
+    this number against the split fractions (preprocess.datasets.base.assign_split), and so is the
+    choice of the items a trainer moves to validation in a cache without one (train.data.validation_items):
+    adding items moves none of the others."""
+    import hashlib
+
+    digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
 
 @dataclass(frozen=True)
 class Network:
