@@ -8,7 +8,7 @@ Three levels, each reported per file, layer and fault:
   tanh/relu/sigmoid/softmax/elu/"" (a null layer: the plugin crashes), NaN/Infinity (as literals
   they do not parse; as values they are not float32 numbers).
 - spec (`check_specs`): layer types, sizes, activations and parameter count equal the plugin's
-  contract (`PLUGIN_NETWORKS`, from the plugin's source; see DESIGN.md).
+  contract (`PLUGIN_NETWORKS`, from the plugin's source; docs/rtneural.md).
 - features (whenever the file has a metadata block): it was made with this code's feature version
   and pitch reference (spec.FEATURE_VERSION, spec.PITCH_REFERENCE); a file from older features
   would be read by the plugin with the wrong meaning (absolute pitches taken as key-relative).
@@ -19,8 +19,9 @@ Three levels, each reported per file, layer and fault:
   in another order, another activation, the input standardisation left unfolded). With an
   RTNeural checkout (`rtneural_dir`) the same inputs also go through the real library.
 
-Parameter counts follow PyTorch (two LSTM bias vectors, as in DESIGN.md's table): an exported
-LSTM holds one summed bias [4H], so the count read from a file adds 4H per LSTM layer.
+Parameter counts follow PyTorch (two LSTM bias vectors, as in the plugin's table in
+docs/rtneural.md): an exported LSTM holds one summed bias [4H], so the count read from a file adds
+4H per LSTM layer.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from torch import nn
 from preprocess.features import spec
 from train.models import NETWORKS, build, count_parameters
 
-LAYERS = {  # (kind, in, out), activation: DESIGN.md's table
+LAYERS = {  # (kind, in, out), activation: the plugin's table (docs/rtneural.md)
     "emotion": ([("dense", 128, 512), ("dense", 512, 256), ("lstm", 256, 128), ("dense", 128, 64)],
                 ["tanh", "tanh", None, "tanh"]),
     "melody": ([("dense", 64, 256), ("lstm", 256, 256), ("dense", 256, 256), ("dense", 256, 128)],

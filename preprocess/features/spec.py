@@ -214,7 +214,7 @@ class Network:
     from (names in SOURCES); class_name: the plugin's class (its exported file is the class name
     in lower case, ``emotionrecognizer.json``); recurrent: an LSTM network (trained on sequences;
     the plugin runs it one step per call and keeps its state between calls); input_from: what the
-    plugin feeds it.
+    plugin feeds it (docs/rtneural.md, "How the plugin runs them").
 
     It also reads as the tuple (inputs, outputs, sources): ``n_in, n_out, sources = NETWORKS[key]``.
     """
