@@ -9,12 +9,12 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from kelly.errors import KellyError
 from preprocess.cache import layout, reader
 from preprocess.cache.manifest import DoneEntry, Manifest, file_hash
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.shards import InvalidResult, ItemResult, validate_result, write_shard
 from preprocess.datasets.base import Item
-from kelly.errors import KellyError
 from preprocess.extract import extract_item
 from preprocess.features import spec
 from preprocess.cache.stats import input_stats, write_input_stats

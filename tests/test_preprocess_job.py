@@ -15,15 +15,15 @@ import pretty_midi
 import pytest
 import soundfile
 
+from kelly.errors import KellyError
 from preprocess.cache import reader
 from preprocess.cache.manifest import Manifest
 from preprocess.cache.stats import input_stats
+from preprocess.cli import format_summary
 from preprocess.datasets import load_source
-from kelly.errors import KellyError
 from preprocess.extract import dynamic_label_windows
 from preprocess.features import spec
 from preprocess.features.embedding import embed
-from preprocess.cli import format_summary
 from preprocess.job import run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
-from kelly.errors import KellyError
 from preprocess.features import spec
 from preprocess.features.embedding import embed
 from train import checkpoints, data

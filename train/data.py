@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.stats import InputMoments, floor_std
-from kelly.errors import KellyError
 from preprocess.features import spec
 
 __all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache", "from_rows", "sequence_index",

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
 from kelly.errors import KellyError
+from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.manifest import (
     LABEL_SOURCE_CODES,
@@ -30,7 +31,6 @@ from preprocess.cache.manifest import (
 )
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.layout import SHARD_FORMAT
-from kelly.errors import KellyError
 from preprocess.features import spec
 
 DEFAULT_BLOCK_ROWS = 1 << 16
