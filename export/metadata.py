@@ -39,7 +39,7 @@ def embedding_definition() -> dict:
 
 def describe_inputs(key: str) -> dict:
     """Size, meaning and per-value names of a network's inputs."""
-    n_in = spec.NETWORKS[key][0]
+    n_in = spec.NETWORKS[key].inputs
     embedding_names = [f"embedding_{i:02d}" for i in range(spec.EMBEDDING_SIZE)]
     if key == "emotion":
         a = spec.AUDIO
@@ -106,7 +106,7 @@ def pitch_reference(key: str) -> dict:
 
 def describe_outputs(key: str) -> dict:
     """Size, meaning and per-value names of a network's outputs."""
-    n_out = spec.NETWORKS[key][1]
+    n_out = spec.NETWORKS[key].outputs
     if key == "emotion":
         return {
             "size": n_out,

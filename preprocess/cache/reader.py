@@ -36,8 +36,8 @@ from preprocess.features import spec
 DEFAULT_BLOCK_ROWS = 1 << 16
 
 
-def check_network(network: str) -> tuple[int, int, tuple[str, ...]]:
-    """The network's (input size, output size, sources) in `spec.NETWORKS`; KellyError for an unknown name."""
+def check_network(network: str) -> spec.Network:
+    """The network's entry in `spec.NETWORKS`; KellyError for an unknown name."""
     if network not in spec.NETWORKS:
         raise KellyError(f"unknown network {network!r}; the cache holds {', '.join(spec.NETWORKS)}")
     return spec.NETWORKS[network]
@@ -99,7 +99,7 @@ def _open_shard(cache_dir: Path, name: str):
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
     """The network's served items as an ItemTable (labels from the manifest, embeddings from the
     shards' item tables, one small read per shard) and where their rows are."""
-    network_sources = check_network(network)[2]
+    network_sources = check_network(network).sources
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
         served = manifest.served_items(network, wanted)

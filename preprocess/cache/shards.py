@@ -158,7 +158,7 @@ def validate_result(result: ItemResult) -> ItemResult:
     for network, arrays in result.samples.items():
         if network not in spec.NETWORKS:
             raise InvalidResult(f"unknown network {network!r}")
-        sources = spec.NETWORKS[network][2]
+        sources = spec.NETWORKS[network].sources
         if result.source not in sources:
             raise InvalidResult(f"{network} samples from source {result.source!r} (expected one of {sources})")
         missing = {"targets", "window"} - set(arrays)
