@@ -7,6 +7,7 @@ the version it was trained on.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 FEATURE_VERSION = "kelly-features-3"
@@ -182,7 +183,7 @@ HARMONY_CONTEXT = 128            # [emotion embedding 64 | previous chords 64]
 HARMONY_HISTORY = 4              # previous chords in the context, latest first, weighted as below (then scaled to max 1)
 HARMONY_HISTORY_WEIGHTS = tuple(0.5**j for j in range(HARMONY_HISTORY))      # 1, 1/2, 1/4, 1/8
 
-# --- the datasets and the five networks: the one list of each --------------------------------------
+# --- the datasets (one list), their items' splits and label sources, the five networks (one list) ---
 #: the datasets, each read by preprocess.datasets.<name>, in the order the job reads them
 SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
 
@@ -198,10 +199,8 @@ def split_fraction(identity: str, seed: int) -> float:
     """A number in [0, 1) fixed by the seed and an item's identity alone: the first 8 bytes of
     sha1("{seed}:{identity}") over 2^64. Where a dataset has no official split, an item's side is
     this number against the split fractions (preprocess.datasets.base.assign_split), and so is the
-    choice of the items a trainer moves to validation in a cache without one (train.data.validation_items):
-    adding items moves none of the others."""
-    import hashlib
-
+    choice of the items a trainer moves to validation in a cache without one
+    (train.data.validation_items): adding items moves none of the others."""
     digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
