@@ -13,7 +13,7 @@ labelled span, mean over songs):
 - kelly-ml: `preprocess.features.chords.estimate_chords` (chords at the pace of the beat) and
   `preprocess.features.keys.estimate_keys` (a key per section);
 - per bar: the per-bar template recogniser (`recognise_chords` on `bar_times`) with the
-  whole-file Krumhansl-Kessler key (`proxy_labels.key_correlations`): the previous method;
+  whole-file Krumhansl-Kessler key (`spec.key_correlations`): the previous method;
 - chorder (PyPI `chorder`, a rule-based recogniser for pop MIDI; `pip install kelly-ml[bench]`),
   one chord per beat; it has no key estimate.
 
@@ -45,7 +45,8 @@ sys.path.insert(0, str(REPO))
 from preprocess.features import chords  # noqa: E402
 from preprocess.features.keys import KeyTrack, estimate_keys  # noqa: E402
 from preprocess.features.midi import MidiError, NoteArrays, load_notes  # noqa: E402
-from preprocess.features.proxy_labels import key_correlations, pitch_class_profile  # noqa: E402
+from preprocess.features.proxy_labels import pitch_class_profile  # noqa: E402
+from preprocess.features.spec import key_correlations  # noqa: E402
 
 DEFAULT_SONGS = Path(os.environ.get("KELLY_POP909")
                      or REPO.parent / "shared" / "real-corpus" / "pop909")

@@ -14,10 +14,11 @@ import argparse
 import glob
 from pathlib import Path
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
+from preprocess.features.spec import NETWORKS
 from train.config import NETWORK_NAMES
 
-NETWORK_KEYS = ("emotion", "melody", "harmony", "dynamics", "groove")
+NETWORK_KEYS = tuple(NETWORKS)
 
 
 def add_parsers(subparsers) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 BACKENDS = ("stl", "eigen")
 

@@ -19,28 +19,15 @@ from preprocess.features import spec
 #: version of this file layout (the metadata block and the layer mapping in export.rtneural)
 FORMAT_VERSION = "kelly-rtneural-1"
 
-PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-#: the plugin's wiring, from its source (see DESIGN.md, "How the plugin wires them")
-INPUT_SOURCES = {
-    "emotion": "the audio features of the current 0.5-s window",
-    "melody": "EmotionRecognizer's 64-value emotion embedding",
-    "harmony": "[EmotionRecognizer's emotion embedding (64) | previous-chord context (64)]",
-    "dynamics": "the first 32 values of EmotionRecognizer's emotion embedding",
-    "groove": "EmotionRecognizer's 64-value emotion embedding",
-}
-
 
 def midi_note_name(pitch: int) -> str:
     """MIDI pitch -> scientific pitch name (60 -> "C4", 21 -> "A0")."""
-    return f"{PITCH_CLASS_NAMES[pitch % 12]}{pitch // 12 - 1}"
+    return f"{spec.PITCH_CLASS_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def chord_vocabulary() -> list[str]:
     """The HarmonyPredictor's 64 output classes, in output order."""
-    from preprocess.features.chords import VOCABULARY
-
-    return [str(name) for name in VOCABULARY]
+    return [str(name) for name in spec.CHORD_VOCABULARY]
 
 
 def embedding_definition() -> dict:
@@ -52,7 +39,7 @@ def embedding_definition() -> dict:
 
 def describe_inputs(key: str) -> dict:
     """Size, meaning and per-value names of a network's inputs."""
-    n_in = spec.NETWORKS[key][0]
+    n_in = spec.NETWORKS[key].inputs
     embedding_names = [f"embedding_{i:02d}" for i in range(spec.EMBEDDING_SIZE)]
     if key == "emotion":
         a = spec.AUDIO
@@ -65,11 +52,9 @@ def describe_inputs(key: str) -> dict:
                 f"of {a['window_seconds']} s; band 0 is the lowest"
             ),
             "names": [f"log_mel_{i:03d}" for i in range(n_in)],
-            "source": INPUT_SOURCES[key],
+            "source": spec.NETWORKS[key].input_from,
         }
     if key == "harmony":
-        from preprocess.features.harmony import HISTORY_WEIGHTS
-
         vocabulary = chord_vocabulary()
         return {
             "size": n_in,
@@ -81,8 +66,8 @@ def describe_inputs(key: str) -> dict:
                 + ("; chords key-relative (see pitch_reference_rule)" if spec.PITCH_REFERENCE["harmony"] == "tonic" else "")
             ),
             "names": embedding_names + [f"history_{chord}" for chord in vocabulary],
-            "history_weights": [float(w) for w in HISTORY_WEIGHTS],
-            "source": INPUT_SOURCES[key],
+            "history_weights": [float(w) for w in spec.HARMONY_HISTORY_WEIGHTS],
+            "source": spec.NETWORKS[key].input_from,
         }
     description = "emotion embedding values in [-1, 1]"
     if key == "dynamics":
@@ -91,7 +76,7 @@ def describe_inputs(key: str) -> dict:
         "size": n_in,
         "description": description,
         "names": embedding_names[:n_in],
-        "source": INPUT_SOURCES[key],
+        "source": spec.NETWORKS[key].input_from,
     }
 
 
@@ -121,7 +106,7 @@ def pitch_reference(key: str) -> dict:
 
 def describe_outputs(key: str) -> dict:
     """Size, meaning and per-value names of a network's outputs."""
-    n_out = spec.NETWORKS[key][1]
+    n_out = spec.NETWORKS[key].outputs
     if key == "emotion":
         return {
             "size": n_out,
@@ -178,7 +163,7 @@ def wiring(model) -> dict:
     else:
         stepping = "one input vector per forward() call; no state"
     return {
-        "input_from": INPUT_SOURCES[model.key],
+        "input_from": spec.NETWORKS[model.key].input_from,
         "recurrent": bool(model.is_recurrent),
         "stepping": stepping,
         "input_normalisation": "folded into layer 0: feed raw feature values",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-ACTIVATION_FUNCTIONS = ("tanh", "relu", "sigmoid", "softmax", "elu")
+from export.rtneural import ACTIVATIONS
 
 
 class ReferenceModelError(ValueError):
@@ -146,13 +146,13 @@ class ReferenceModel:
             kind, weights = spec["type"], spec["weights"]
             activation = spec.get("activation", "") or ""
             if kind == "dense":
-                if activation not in ("",) + ACTIVATION_FUNCTIONS:
+                if activation not in ("",) + ACTIVATIONS:
                     raise ReferenceModelError(f"layer {index}: unknown activation {activation!r}")
                 layers.append(DenseLayer(weights[0], weights[1], activation))
             elif kind == "lstm":
                 layers.append(LSTMLayer(weights[0], weights[1], weights[2]))
             elif kind == "activation":
-                if activation not in ("",) + ACTIVATION_FUNCTIONS:
+                if activation not in ("",) + ACTIVATIONS:
                     raise ReferenceModelError(f"layer {index}: unknown activation {activation!r}")
                 layers.append(ActivationLayer(activation, int(spec["shape"][-1])))
             else:

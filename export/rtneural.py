@@ -19,9 +19,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 #: the activation names RTNeural's `createActivation` knows; "" (or no key) means none.
 #: Any other string makes it add a null layer, which crashes the plugin on the first forward().
@@ -105,6 +104,8 @@ def model_to_rtneural(model) -> dict:
     The input standardisation buffers are folded into the first layer; the result computes
     `model(x)` on raw inputs x.
     """
+    from torch import nn
+
     mean = _numpy(model.input_mean)
     std = _numpy(model.input_std)
     if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std <= 0).any():

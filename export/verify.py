@@ -8,7 +8,7 @@ Three levels, each reported per file, layer and fault:
   tanh/relu/sigmoid/softmax/elu/"" (a null layer: the plugin crashes), NaN/Infinity (as literals
   they do not parse; as values they are not float32 numbers).
 - spec (`check_specs`): layer types, sizes, activations and parameter count equal the plugin's
-  contract (`PLUGIN_NETWORKS`, from the plugin's source; see DESIGN.md).
+  contract (`PLUGIN_NETWORKS`, from the plugin's source; docs/rtneural.md).
 - features (whenever the file has a metadata block): it was made with this code's feature version
   and pitch reference (spec.FEATURE_VERSION, spec.PITCH_REFERENCE); a file from older features
   would be read by the plugin with the wrong meaning (absolute pitches taken as key-relative).
@@ -19,8 +19,9 @@ Three levels, each reported per file, layer and fault:
   in another order, another activation, the input standardisation left unfolded). With an
   RTNeural checkout (`rtneural_dir`) the same inputs also go through the real library.
 
-Parameter counts follow PyTorch (two LSTM bias vectors, as in DESIGN.md's table): an exported
-LSTM holds one summed bias [4H], so the count read from a file adds 4H per LSTM layer.
+Parameter counts follow PyTorch (two LSTM bias vectors, as in the plugin's table in
+docs/rtneural.md): an exported LSTM holds one summed bias [4H], so the count read from a file adds
+4H per LSTM layer.
 """
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.reference import ACTIVATION_FUNCTIONS, DenseLayer, LSTMLayer, ReferenceModel
-from preprocess.errors import KellyError
+from export.reference import DenseLayer, LSTMLayer, ReferenceModel
+from export.rtneural import ACTIVATIONS
+from kelly.errors import KellyError
 from train.outputs import find_checkpoint  # noqa: F401  (checkpoint names are defined once, there)
 
 #: max |RTNeural - PyTorch| accepted on any output value (float32 arithmetic)
@@ -192,13 +194,13 @@ def _check_activation(layer: dict, index: int, kind: str, report: Report) -> Non
         if name:
             report.add(index, f"activation {name!r} on an lstm layer: RTNeural ignores it (write \"\")", kind)
         return
-    if name and name not in ACTIVATION_FUNCTIONS:
-        if name.lower() in ACTIVATION_FUNCTIONS:
+    if name and name not in ACTIVATIONS:
+        if name.lower() in ACTIVATIONS:
             advice = f"names are lower-case: {name.lower()!r}"
         elif name.lower() in ("linear", "none", "identity"):
             advice = 'a linear layer has activation "" or none'
         else:
-            advice = f"known: {', '.join(ACTIVATION_FUNCTIONS)}, or \"\" for none"
+            advice = f"known: {', '.join(ACTIVATIONS)}, or \"\" for none"
         report.add(index, f"unknown activation {name!r} ({advice}): RTNeural adds a null layer and the plugin crashes", kind)
 
 
@@ -473,7 +475,7 @@ def _variants(layer):
         if layer.kernel.shape[0] == layer.kernel.shape[1]:
             yield ("the kernel is transposed: it must be [in][out] = Linear.weight.T",
                    DenseLayer(layer.kernel.T, layer.bias, layer.activation))
-        for activation in ("",) + ACTIVATION_FUNCTIONS:
+        for activation in ("",) + ACTIVATIONS:
             if activation != layer.activation:
                 yield (f"the activation should be {activation or 'none'!r}, not {layer.activation or 'none'!r}",
                        DenseLayer(layer.kernel, layer.bias, activation))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 
 SAMPLE_OUTPUT = Path("runs/sample")
 #: training settings the pipeline passes on to `kelly train` when given
@@ -27,6 +27,8 @@ TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience
 
 
 def add_parsers(subparsers) -> None:
+    from train.config import DEVICES
+
     p = subparsers.add_parser(
         "pipeline", help="preprocess, train, evaluate, export and verify in one command",
         description="Run every stage in order: preprocess all -> train -> evaluate -> export -> "
@@ -45,7 +47,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--batch-size", "-b", type=int)
     p.add_argument("--learning-rate", "-lr", type=float)
     p.add_argument("--early-stopping-patience", type=int)
-    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--device", "-d", choices=DEVICES)
     p.add_argument("--seed", type=int, default=0, help="sample data, splits and training seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handle_pipeline)
@@ -66,7 +68,6 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
     from export.cli import NETWORK_KEYS, export_networks
     from kelly.files import check_output_dir
-    from preprocess.job import format_summary as preprocess_report, run_preprocess
     from train.cli import format_summary as train_report, run_training
     from train.config import TrainOptions, network_key
     from train.evaluate import evaluate, format_table, write_report
@@ -90,10 +91,8 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
         raise KellyError(f"{datasets_dir}: datasets folder not found")
 
     _stage("preprocess all", f"{datasets_dir} -> {cache_dir}")
-    prep = run_preprocess("all", datasets_dir=datasets_dir, cache_dir=cache_dir, workers=workers, limit=limit,
-                          seed=train_settings.get("seed", 0), progress=progress)
-    print(preprocess_report(prep))
-    stages["preprocess"] = prep
+    stages["preprocess"] = preprocess_stage(datasets_dir, cache_dir, workers=workers, limit=limit,
+                                            seed=train_settings.get("seed", 0), progress=progress)
 
     keys = [network_key(m) for m in models] if models else list(NETWORK_KEYS)
     _stage("train", ", ".join(keys))
@@ -125,6 +124,34 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
           f"to {models_dir}" + (f"; failed: {', '.join(list(trained['failed']) + failed_exports)}"
                                 if not ok else ", every one verified against its checkpoint and the plugin's spec"))
     return {"ok": ok, "stages": stages, "seconds": seconds, "output": str(output)}
+
+
+def preprocess_stage(datasets_dir: Path, cache_dir: Path, **options) -> dict:
+    """`kelly preprocess all` from `datasets_dir` into `cache_dir`: its summary, printed and returned.
+    options: `preprocess.job.run_preprocess`'s."""
+    from preprocess.cli import format_summary
+    from preprocess.job import run_preprocess
+
+    summary = run_preprocess("all", datasets_dir=datasets_dir, cache_dir=cache_dir, **options)
+    print(format_summary(summary), flush=True)
+    return summary
+
+
+def make_sample_cache(root: Path, *, progress: bool = True) -> Path:
+    """The sample datasets under `root/datasets` (kept when already there), preprocessed into
+    `root/cache` (the job skips what that cache already holds); returns the cache folder
+    (`kelly train --use-synthetic` trains on it)."""
+    from preprocess.sample_data import make_sample_data
+
+    datasets, cache = root / "datasets", root / "cache"
+    if datasets.is_dir() and any(datasets.iterdir()):
+        print(f"using the sample data already in {datasets}", flush=True)
+    else:
+        print(f"making sample data in {datasets}", flush=True)
+        make_sample_data(datasets)
+    print(f"preprocessing {datasets} into {cache}", flush=True)
+    preprocess_stage(datasets, cache, progress=progress)
+    return cache
 
 
 def _stage(name: str, detail) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SOURCE_CHOICES = ("all", "deam", "lakh", "maestro", "groove", "harmony")
+from preprocess.features.spec import SOURCES
+
+SOURCE_CHOICES = ("all", *SOURCES)
 
 
 def _number(text: str, kind: type, wanted: str) -> int | float:
@@ -103,8 +105,8 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
-    from preprocess.errors import KellyError
-    from preprocess.job import format_summary, run_preprocess
+    from kelly.errors import KellyError
+    from preprocess.job import run_preprocess
 
     if args.failures:
         print(format_failures(args.cache_dir, None if args.source in (None, "all") else args.source))
@@ -151,4 +153,64 @@ def format_failures(cache_dir: str | Path, source: str | None = None) -> str:
             item = "" if record.item_id in record.source_path else f" [item {record.item_id}]"
             lines.append(f"  {record.source_path}{item}: {record.reason}: {record.error}")
     lines.append("(`kelly preprocess SOURCE --retry-failed` computes them again)")
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict) -> str:
+    """The summary `preprocess.job.run_preprocess` returns, as the lines `kelly preprocess` prints."""
+    from preprocess.cache.layout import SHARD_FORMAT
+    from preprocess.datasets.base import missing_lines
+
+    lines = [f"preprocess: {len(summary['sources'])} source(s) in {summary['seconds']:.1f} s "
+             f"-> {summary['cache_dir']} (feature version {summary['feature_version']})"]
+    if summary.get("rebuilt_from"):
+        lines.append(f"  the cache was in the layout {summary['rebuilt_from']}, rebuilt in {SHARD_FORMAT}")
+    for name, s in summary["sources"].items():
+        extra = ["unchanged since the last complete run, not read again"] if s.get("unchanged") else []
+        if s["already_done"]:
+            extra.append(f"{s['already_done']:,} already done")
+        if s["failed_before"]:
+            extra.append(f"{s['failed_before']:,} failed before (--retry-failed retries them)")
+        if s["split_changes"]:
+            extra.append(f"{s['split_changes']:,} moved to another split")
+        if s["removed"]:
+            extra.append(f"{s['removed']:,} no longer in the dataset, dropped")
+        if s["limited"]:
+            extra.append("--limit applied")
+        rate = s["computed"] / s["seconds"] if s["seconds"] > 0 else 0.0
+        lines.append(f"  {name:<8} {s['items']:>8,} items ({s['layout']}): computed {s['computed']:,} "
+                     f"({s['done']:,} done, {s['failed']:,} failed) in {s['seconds']:.1f} s ({rate:.1f} files/s)"
+                     + (f"; {'; '.join(extra)}" if extra else ""))
+        lines += [f"  {'':<8} {line}" for line in missing_lines(s.get("missing", {}))]
+    if summary["not_found"]:
+        lines.append(f"  not found under {summary['datasets_dir']}: {', '.join(summary['not_found'])}")
+    lines.append("samples in the cache (train / validation / test):")
+    for network, splits in summary["samples"].items():
+        new = summary["new_samples"].get(network, 0)
+        lines.append(f"  {network:<9} {splits['train']:>10,} / {splits['validation']:>9,} / {splits['test']:>9,}"
+                     + (f"   (+{new:,} this run)" if new else ""))
+    unlisted = 0
+    if summary["failures"]:
+        lines.append("failures this run:")
+        for reason, bucket in sorted(summary["failures"].items()):
+            lines.append(f"  {reason}: {bucket['count']:,}")
+            for ex in bucket["examples"]:
+                lines.append(f"    {ex['file']}: {ex['error']}")
+            if bucket["count"] > len(bucket["examples"]):
+                lines.append(f"    ... and {bucket['count'] - len(bucket['examples']):,} more")
+                unlisted += bucket["count"] - len(bucket["examples"])
+    else:
+        lines.append("failures this run: none")
+    failed_before = sum(s["failed_before"] for s in summary["sources"].values())
+    if unlisted or failed_before:
+        shown = [f"{unlisted:,} more this run" if unlisted else "",
+                 f"{failed_before:,} from earlier runs" if failed_before else ""]
+        lines.append(f"every failure with its reason ({' and '.join(x for x in shown if x)} not listed above): "
+                     f"{failures_command_line(summary['cache_dir'])}")
+    cleanup = {k: v for k, v in summary["cleanup"].items() if v}
+    if cleanup:
+        lines.append("cleaned up: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cleanup.items()))
+    if summary["stats"]["networks"]:
+        state = "computed" if summary["stats"]["recomputed"] else "unchanged"
+        lines.append(f"input statistics ({state}): {', '.join(summary['stats']['networks'])}")
     return "\n".join(lines)

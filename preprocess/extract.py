@@ -41,7 +41,6 @@ from preprocess.cache.manifest import file_hash
 from preprocess.cache.shards import ItemResult, validate_result
 from preprocess.features import spec
 
-LABEL_PROXY = "proxy"
 DEAM_DYNAMIC_START_SECONDS = 15.0     # DEAM's first dynamic annotation (sample_15000ms)
 DEAM_DYNAMIC_RATE_HZ = 2.0
 
@@ -135,7 +134,7 @@ def _annotated_labels(item) -> tuple[float, float]:
 
 def _midi_labels(item, notes) -> tuple[float, float, dict[str, Any]]:
     """Annotated labels, or proxy labels computed from the notes (with their attributes)."""
-    if item.label_source != LABEL_PROXY:
+    if item.label_source != spec.LABEL_PROXY:
         v, a = _annotated_labels(item)
         return v, a, {}
     from preprocess.features.proxy_labels import proxy_labels
@@ -296,7 +295,7 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
     chords = metadata_read(item).get("chords")
     if not chords:
         raise ExtractionError("chords", f"progression {item.item_id} has no chord list in its metadata")
-    if item.label_source == LABEL_PROXY:
+    if item.label_source == spec.LABEL_PROXY:
         raise ExtractionError("labels", "progression without emotion labels: no proxy labels are defined for "
                                         "written chord symbols")
     v, a = _annotated_labels(item)

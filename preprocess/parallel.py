@@ -39,6 +39,8 @@ imports) before its first task. ``start_workers(workers, runner)`` starts the pr
 ``isolated_map(..., runner=runner)`` uses, each running ``runner.prepare`` as it starts, and returns
 at once, so that the caller can do other work (read its inputs) meanwhile; ``stop_workers()`` ends
 the loky pool's idle processes when the caller is done, instead of leaving them for its idle timeout.
+`WorkerPool` does all of that for one job (and starts a local dask cluster for ``backend="dask"``
+without a scheduler), ending its processes on any exit.
 
 `func` and the tasks must be picklable (module-level functions, plain data), as for any process pool.
 """
@@ -52,7 +54,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner", "start_workers", "stop_workers"]
+from kelly.errors import KellyError
+
+__all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner", "start_workers", "stop_workers",
+           "WorkerPool", "default_workers", "check_scheduler", "local_dask_cluster"]
 
 
 @dataclass(frozen=True)
@@ -356,14 +361,98 @@ def _run_isolated(runner: IsolatedRunner, tasks: Iterable[tuple[int, Any]]) -> I
 
 
 def _dask_client(scheduler: str | None, workers: int):
+    cluster = None if scheduler else local_dask_cluster(workers)
+    from distributed import Client
+
+    return Client(scheduler or cluster, set_as_default=False), cluster
+
+
+def _distributed():
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError as exc:  # optional dependency
-        raise RuntimeError("backend='dask' needs dask[distributed] (pip install 'kelly-ml[dask]')") from exc
-    if scheduler:
-        return Client(scheduler, set_as_default=False), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster, set_as_default=False), cluster
+        raise KellyError("--backend dask needs dask[distributed]: pip install 'kelly-ml[dask]'") from exc
+    return distributed
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """KellyError unless dask.distributed is installed and, when given, `scheduler` answers (10 s)."""
+    distributed = _distributed()
+    if not scheduler:
+        return
+    try:
+        distributed.Client(scheduler, timeout=10, set_as_default=False).close()
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise KellyError(f"dask scheduler {scheduler}: cannot connect ({exc})") from exc
+
+
+def local_dask_cluster(workers: int):
+    """A dask.distributed cluster of `workers` single-threaded processes on this machine (close it)."""
+    return _distributed().LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+
+
+def default_workers() -> int:
+    """Every core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class WorkerPool:
+    """The processes one job's `isolated_map` runs on: started before the job reads its inputs (they
+    import meanwhile), ended as soon as the work is done (no idle processes left behind), and on any
+    exit.
+
+        with WorkerPool(func, workers=8, file_timeout=120, prepare=prepare) as pool:
+            inputs = read()                  # the loky workers start meanwhile
+            pool.ready(bool(inputs))         # wait for them; a local dask cluster starts here
+            for task, outcome in pool.map(tasks): ...
+            pool.end()                       # nothing left for them: the workers stop now
+
+    start: False when there will be no work (nothing is started). backend "dask" without a
+    `scheduler` starts one local cluster for every `map`, when `ready` is told there is work.
+    """
+
+    def __init__(self, func: Callable[[Any], Any], *, workers: int, file_timeout: float | None,
+                 backend: str = "loky", scheduler: str | None = None, prepare: Callable[[], Any] | None = None,
+                 start: bool = True):
+        self.func, self.workers, self.file_timeout = func, workers, file_timeout
+        self.backend, self.scheduler = backend, scheduler
+        self.runner = IsolatedRunner(func, file_timeout, prepare=prepare)   # one child for every map
+        self.local = backend == "loky" and start
+        self._started = start_workers(workers, self.runner) if self.local else set
+        self.cluster = None
+        self.ended = False
+
+    def ready(self, work: bool = True) -> None:
+        """Wait until the local workers are up; with work to do on dask and no scheduler, start a cluster."""
+        self._started()
+        if work and self.backend == "dask" and not self.scheduler:
+            self.cluster = local_dask_cluster(self.workers)
+            self.scheduler = self.cluster.scheduler_address
+
+    def map(self, tasks: Iterable[Any]) -> Iterator[tuple[Any, Outcome]]:
+        """`isolated_map(func, tasks, ...)` on this pool."""
+        return isolated_map(self.func, tasks, workers=self.workers, file_timeout=self.file_timeout,
+                            backend=self.backend, scheduler=self.scheduler, runner=self.runner)
+
+    def end(self) -> None:
+        """Stop the local workers and the isolated child (once)."""
+        if not self.ended:
+            self.ended = True
+            self.runner.close()
+            if self.local and self.workers > 1:
+                stop_workers()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 def isolated_map(

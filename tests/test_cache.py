@@ -9,15 +9,16 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from kelly.errors import KellyError
 from preprocess.cache import layout, reader
 from preprocess.cache.manifest import DoneEntry, Manifest, file_hash
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.shards import InvalidResult, ItemResult, validate_result, write_shard
 from preprocess.datasets.base import Item
-from preprocess.errors import KellyError
 from preprocess.extract import extract_item
 from preprocess.features import spec
-from preprocess.job import clean_cache, write_input_stats
+from preprocess.cache.stats import input_stats, write_input_stats
+from preprocess.cache.writer import clean_cache
 
 PROGRESSIONS = {                     # root-position triads, one per bar
     "pop": [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)],        # C Am F G
@@ -239,12 +240,12 @@ def test_input_stats_identity_and_summary(tmp_path, pieces):
     cache = tmp_path / "cache"
     results = [extract_item(item) for item in pieces]
     commit(cache, "lakh/shard-0001.h5", results)
-    assert reader.input_stats(cache, "harmony") is None
+    assert input_stats(cache, "harmony") is None
     write_input_stats(cache)
 
     arrays = reader.load_network(cache, "harmony")
     train = arrays.inputs[arrays.split == 0].astype(np.float64)
-    mean, std = reader.input_stats(cache, "harmony")
+    mean, std = input_stats(cache, "harmony")
     assert mean.shape == std.shape == (spec.HARMONY_CONTEXT,)
     np.testing.assert_allclose(mean, train.mean(axis=0), atol=1e-6)
     expected_std = train.std(axis=0)
@@ -262,7 +263,7 @@ def test_input_stats_identity_and_summary(tmp_path, pieces):
     with Manifest.open(cache, create=True) as manifest:       # another seed moves an item
         manifest.update_splits("lakh", {"pop": "validation"})
     assert reader.cache_identity(cache) != before
-    assert reader.input_stats(cache, "harmony") is None        # stale statistics are not served
+    assert input_stats(cache, "harmony") is None        # stale statistics are not served
 
 
 def test_invalid_results_are_refused(pieces):
@@ -363,7 +364,8 @@ def write_first_layout(cache: Path) -> None:
 
 
 def test_a_cache_in_the_first_layout_is_refused_then_rebuilt(tmp_path, pieces, capsys):
-    from preprocess.job import format_summary, run_preprocess
+    from preprocess.cli import format_summary
+    from preprocess.job import run_preprocess
 
     datasets = tmp_path / "datasets"
     (datasets / "lakh_midi").mkdir(parents=True)

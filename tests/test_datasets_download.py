@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from kelly.errors import KellyError
 from kelly.cli import main
 from preprocess.datasets import catalog, locate
-from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE, DownloadLock
-from preprocess.errors import KellyError
+from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE
+from preprocess.datasets.download import download_lock as DownloadLock
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ from constructed_music import key_of, write_song
 from preprocess.features.chords import beat_chords, beat_frames
 from preprocess.features.keys import KeyTrack, estimate_keys, key_name, key_scores
 from preprocess.features.midi import load_notes
-from preprocess.features.proxy_labels import key_correlations, pitch_class_profile
+from preprocess.features.proxy_labels import pitch_class_profile
+from preprocess.features.spec import key_correlations
 
 C, E, F_SHARP, A, E_FLAT = 0, 4, 6, 9, 3
 BPM = 100

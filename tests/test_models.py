@@ -8,7 +8,7 @@ from torch import nn
 from preprocess.features import spec
 from train.models import NETWORKS, build, count_parameters
 
-LAYERS = {  # (kind, in, out), activation: DESIGN.md's table
+LAYERS = {  # (kind, in, out), activation: the plugin's table (docs/rtneural.md)
     "emotion": ([("dense", 128, 512), ("dense", 512, 256), ("lstm", 256, 128), ("dense", 128, 64)],
                 ["tanh", "tanh", None, "tanh"]),
     "melody": ([("dense", 64, 256), ("lstm", 256, 256), ("dense", 256, 256), ("dense", 256, 128)],
@@ -44,6 +44,19 @@ def test_layer_shapes_and_activations(key):
     n_in, n_out, _ = spec.NETWORKS[key]
     assert (model.input_size, model.output_size) == (n_in, n_out)
     assert model.is_recurrent == (key in ("emotion", "melody"))
+
+
+def test_every_list_of_the_networks_is_the_one_in_spec():
+    from export.cli import NETWORK_KEYS
+    from train.config import NETWORK_NAMES
+    from train.data import RECURRENT
+
+    assert list(NETWORKS) == list(NETWORK_KEYS) == list(NETWORK_NAMES) == list(spec.NETWORKS)
+    for key, network in spec.NETWORKS.items():
+        model = build(key)
+        assert (model.key, model.name, NETWORK_NAMES[key]) == (key, network.class_name, network.class_name)
+        assert model.is_recurrent == network.recurrent == (key in RECURRENT)
+        assert set(network.sources) <= set(spec.SOURCES)
 
 
 @pytest.mark.parametrize("key", list(NETWORKS))

@@ -15,14 +15,16 @@ import pretty_midi
 import pytest
 import soundfile
 
+from kelly.errors import KellyError
 from preprocess.cache import reader
 from preprocess.cache.manifest import Manifest
+from preprocess.cache.stats import input_stats
+from preprocess.cli import format_summary
 from preprocess.datasets import load_source
-from preprocess.errors import KellyError
 from preprocess.extract import dynamic_label_windows
 from preprocess.features import spec
 from preprocess.features.embedding import embed
-from preprocess.job import format_summary, run_preprocess
+from preprocess.job import run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony")
@@ -463,7 +465,7 @@ def test_deam_windows_take_dynamic_labels_where_they_exist(sample_data, tmp_path
                 checked += 1
         np.testing.assert_allclose(targets[window == 0][0], embed(item.valence, item.arousal), atol=1e-6)
     assert checked >= 2
-    mean, std = reader.input_stats(tmp_path / "cache", "emotion")
+    mean, std = input_stats(tmp_path / "cache", "emotion")
     assert mean.shape == (128,) and np.all(std > 0)
     np.testing.assert_allclose(mean, arrays.inputs.astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e-4)
 
@@ -543,7 +545,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the cache folder was checked")
 
-    monkeypatch.setattr("preprocess.job.start_workers", forbidden)
+    monkeypatch.setattr("preprocess.parallel.start_workers", forbidden)
     monkeypatch.setattr("preprocess.datasets.load_source", forbidden)
 
 
@@ -577,7 +579,7 @@ def test_a_read_only_cache_dir_is_one_line_before_any_work(case, midi_datasets, 
 
 
 def test_the_cache_lock_names_a_folder_it_cannot_write(read_only):
-    from preprocess.job import CacheLock
+    from preprocess.cache.writer import cache_lock as CacheLock
 
     cache = read_only()
     with pytest.raises(KellyError, match=r"cannot write the cache here: (Read-only file system|Permission denied)"):

@@ -11,6 +11,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
+from kelly.errors import KellyError
 from preprocess.datasets import (
     READERS,
     assign_split,
@@ -24,7 +25,6 @@ from preprocess.datasets import (
     load_source,
     maestro,
 )
-from preprocess.errors import KellyError
 
 
 # header lines exactly as DEAM ships them (spaces after the commas; the second file's extra columns)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
-from preprocess.errors import KellyError
 from preprocess.features import spec
 from preprocess.features.embedding import embed
 from train import checkpoints, data
@@ -510,9 +510,10 @@ print(" ".join(sorted(sys.modules)))
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     modules = set(done.stdout.splitlines()[-1].split())
-    allowed = {"preprocess", "preprocess.errors", "preprocess.features", "preprocess.features.spec",
+    allowed = {"preprocess", "kelly.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
+               "preprocess.cache.stats",             # the input statistics the reader serves
                "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes
     assert {m for m in modules if m.startswith("preprocess")} <= allowed
     for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):

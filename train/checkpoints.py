@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from kelly.files import atomic_write
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features.spec import FEATURE_VERSION
 from train.outputs import checkpoint_path, find_checkpoint  # noqa: F401  (the names, defined once there)
 

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from preprocess.errors import KellyError
-from train.config import NETWORK_NAMES, NetworkConfig, TrainOptions
+from kelly.errors import KellyError
+from train.config import DEVICES, LR_SCHEDULES, NETWORK_NAMES, NetworkConfig, TrainOptions
 
 _DEFAULTS = NetworkConfig()
 #: command-line flag dest -> NetworkConfig field (the flags that override training settings)
@@ -53,11 +53,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--early-stopping-min-delta", type=float,
                    help=f"smallest validation-loss drop that counts (default: {d.early_stopping_min_delta})")
     p.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default: {d.grad_clip})")
-    p.add_argument("--lr-schedule", choices=("none", "cosine", "plateau"), help=f"(default: {d.lr_schedule})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"(default: {d.lr_schedule})")
     p.add_argument("--sequence-length", type=int,
                    help=f"windows per training sequence of the LSTM networks (default: {d.sequence_length})")
     p.add_argument("--seed", type=int, help=f"(default: {d.seed})")
-    p.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), help=f"(default: {d.device})")
+    p.add_argument("--device", "-d", choices=DEVICES, help=f"(default: {d.device})")
     p.add_argument("--memory-budget-mb", type=float,
                    help="a network's cache rows above this are streamed block by block "
                         f"(default: {d.memory_budget_mb:g})")
@@ -83,7 +83,7 @@ def add_parsers(subparsers) -> None:
                    help="where to save the JSON report (default: ./evaluation.json)")
     e.add_argument("--models", nargs="+", metavar="MODEL", help="networks to evaluate (default: all with a checkpoint)")
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="which checkpoint (default: best)")
-    e.add_argument("--device", "-d", choices=("auto", "cpu", "cuda", "mps"), default="cpu", help="(default: cpu)")
+    e.add_argument("--device", "-d", choices=DEVICES, default="cpu", help="(default: cpu)")
     e.add_argument("--plots-dir", type=Path,
                    help="where to draw the emotion-response heatmaps and the EmotionRecognizer's scatter plot "
                         "(default: plots/ beside the report)")
@@ -140,7 +140,9 @@ def run_training(options: TrainOptions | dict) -> dict:
     prepare_output(options.output, resumed, history=options.write_history, plots=options.write_plots)
     cache_dir = Path(options.cache_dir)
     if options.use_synthetic:
-        cache_dir = make_synthetic_cache(Path(options.output) / "synthetic", options.progress)
+        from kelly.pipeline import make_sample_cache
+
+        cache_dir = make_sample_cache(Path(options.output) / "synthetic", progress=options.progress)
 
     from preprocess.cache import reader
     from train import data as train_data
@@ -218,24 +220,6 @@ def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:
     config = replace(config, **{k: v for k, v in options.overrides.items() if k in RESUME_FLAGS})
     config.validate(f"{NETWORK_NAMES[key]} settings")
     return config
-
-
-def make_synthetic_cache(root: Path, progress: bool = True) -> Path:
-    """Write the sample datasets under `root/datasets` (kept when already there) and preprocess
-    them into `root/cache` (the job skips what that cache already holds)."""
-    from preprocess import job
-    from preprocess.sample_data import make_sample_data
-
-    datasets, cache = root / "datasets", root / "cache"
-    if datasets.is_dir() and any(datasets.iterdir()):
-        print(f"using the sample data already in {datasets}", flush=True)
-    else:
-        print(f"making sample data in {datasets}", flush=True)
-        make_sample_data(datasets)
-    print(f"preprocessing {datasets} into {cache}", flush=True)
-    summary = job.preprocess_all(datasets, cache, progress=progress)
-    print(job.format_summary(summary), flush=True)
-    return cache
 
 
 def format_summary(summary: dict) -> str:

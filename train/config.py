@@ -23,18 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocess.errors import KellyError
-from preprocess.features.spec import SOURCES
+from kelly.errors import KellyError
+from preprocess.features.spec import NETWORKS, SOURCES
 
-#: cache key -> plugin class name (train.models.NETWORKS holds the classes; kept here so that
-#: resolving names needs no torch import)
-NETWORK_NAMES = {
-    "emotion": "EmotionRecognizer",
-    "melody": "MelodyTransformer",
-    "harmony": "HarmonyPredictor",
-    "dynamics": "DynamicsEngine",
-    "groove": "GroovePredictor",
-}
+#: cache key -> plugin class name (train.models.NETWORKS holds the classes; this needs no torch import)
+NETWORK_NAMES = {key: network.class_name for key, network in NETWORKS.items()}
 LR_SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

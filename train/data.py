@@ -25,17 +25,16 @@ Samples:
 
 Splits: the cache's own split of each item (0 train, 1 validation, 2 test). Only when the cache
 has no validation rows for a network, `validation_split` moves a seeded fraction of its training
-ITEMS (never single windows) to validation: an item goes to validation when
-sha1("{seed}:{item id}") maps below the fraction; with none below it, the lowest one goes, so
-that a network with at least two items always has a validation side.
+ITEMS (never single windows) to validation: an item goes to validation when its
+`spec.split_fraction(item id, seed)` is below the fraction; with none below it, the lowest one
+goes, so that a network with at least two items always has a validation side.
 
 Inputs are not rescaled here: the model standardises them with its input_mean/input_std buffers,
 which `NetworkData.input_mean/input_std` fill (the cache's training statistics when it has them,
-else computed from the training rows).
+else computed from the training rows the same way, `preprocess.cache.stats.InputMoments`).
 """
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -45,17 +44,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
-from preprocess.errors import KellyError
+from preprocess.cache.stats import InputMoments, floor_std
 from preprocess.features import spec
 
 __all__ = ["Rows", "ItemTable", "Samples", "NetworkData", "prepare", "from_cache", "from_rows", "sequence_index",
            "validation_items", "batch_order", "prefetch", "TRAIN", "VALIDATION", "TEST", "SPLIT_NAMES"]
 
-TRAIN, VALIDATION, TEST = 0, 1, 2
-SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
-RECURRENT = ("emotion", "melody")
+TRAIN, VALIDATION, TEST = range(3)                   # the codes of spec.SPLITS
+SPLIT_NAMES = dict(enumerate(spec.SPLITS))
+#: the networks trained on sequences (the LSTM networks)
+RECURRENT = tuple(key for key, network in spec.NETWORKS.items() if network.recurrent)
 #: rows read per block when streaming
 BLOCK_ROWS = 65_536
 #: rows decoded at a time for the statistics (bounds the float64 temporaries)
@@ -88,17 +89,11 @@ def sequence_index(item: np.ndarray, window: np.ndarray, length: int) -> np.ndar
     return index
 
 
-def item_fraction(identity: str, seed: int) -> float:
-    """A number in [0, 1) fixed by the seed and the item's identity alone."""
-    digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
 def validation_items(identities: dict[int, str], fraction: float, seed: int) -> set[int]:
     """The items (keys of `identities`: item index -> id) that go to validation; see the module doc."""
     if fraction <= 0 or len(identities) < 2:
         return set()
-    u = {item: item_fraction(identity, seed) for item, identity in identities.items()}
+    u = {item: spec.split_fraction(identity, seed) for item, identity in identities.items()}
     chosen = {item for item, value in u.items() if value < fraction}
     if not chosen:
         chosen = {min(u, key=u.get)}
@@ -369,7 +364,7 @@ def prepare(
 
     # statistics pass: counts in samples, training input and target statistics
     counts = {f"{s}_windows": 0 for s in SPLIT_NAMES.values()} | {s: 0 for s in SPLIT_NAMES.values()}
-    total, total_sq, n_train = np.zeros(n_in), np.zeros(n_in), 0
+    moments = InputMoments()
     target_sum = np.zeros(n_out)
     items = set()
     for rows in source_blocks():
@@ -380,10 +375,7 @@ def prepare(
             counts[f"{split_name}_windows"] += len(part)
             counts[split_name] += len(part) if length is None else len(sequence_index(part.item, part.window, length))
             if code == TRAIN and len(part):
-                n, mean, m2 = part.input_moments()
-                n_train += n
-                total += n * mean
-                total_sq += m2 + n * mean * mean
+                moments.add_rows(part)
                 if key == "harmony":
                     target_sum += np.bincount(part.stored_targets, minlength=n_out)[:n_out]
                 else:
@@ -405,14 +397,13 @@ def prepare(
         mean, std = (np.asarray(a, dtype=np.float32).reshape(-1) for a in input_stats)
         if mean.shape != (n_in,) or std.shape != (n_in,):
             raise KellyError(f"{_at(source)}{key} input statistics have {mean.size} values, expected {n_in}")
+        std = floor_std(std)
     else:
-        mean = total / n_train
-        std = np.sqrt(np.maximum(total_sq / n_train - mean * mean, 0.0))
-    std = np.where(std > 1e-6, std, 1.0)
+        mean, std = moments.mean_std()
     if key == "harmony":
         target_mean = (target_sum + 1.0) / (target_sum.sum() + n_out)      # Laplace-smoothed prior
     else:
-        target_mean = target_sum / n_train
+        target_mean = target_sum / moments.count
     return NetworkData(
         key=key, read_blocks=source_blocks, in_memory=fits, sequence_length=length,
         input_mean=mean.astype(np.float32), input_std=std.astype(np.float32),
@@ -423,7 +414,7 @@ def prepare(
 def from_cache(cache_dir: str | Path, key: str, *, sequence_length: int = 16, validation_split: float = 0.2,
                seed: int = 0, memory_budget_mb: float = 2048.0, block_rows: int = BLOCK_ROWS) -> NetworkData:
     """`prepare` over the cache reader's blocks for network `key`."""
-    from preprocess.cache import reader
+    from preprocess.cache import reader, stats
 
     cache_dir = Path(cache_dir)
 
@@ -431,7 +422,7 @@ def from_cache(cache_dir: str | Path, key: str, *, sequence_length: int = 16, va
         return reader.iter_network_blocks(cache_dir, key, block_rows=block_rows)
 
     return prepare(key, read_blocks, sequence_length=sequence_length, validation_split=validation_split,
-                   seed=seed, memory_budget_mb=memory_budget_mb, input_stats=reader.input_stats(cache_dir, key),
+                   seed=seed, memory_budget_mb=memory_budget_mb, input_stats=stats.input_stats(cache_dir, key),
                    source=str(cache_dir))
 
 

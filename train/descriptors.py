@@ -15,7 +15,7 @@ on C, see preprocess.features.spec.PITCH_REFERENCE):
                   is the same in every transposition.
   mean_pitch      activity-weighted mean MIDI pitch (the register), NaN for a silent row.
   total_activity  sum of the 128 activities: the mean number of pitches sounding (density).
-HarmonyPredictor (probability of each of the 64 chord classes, preprocess.features.chords):
+HarmonyPredictor (probability of each of the 64 chord classes, spec.CHORD_VOCABULARY):
   minor_share     probability on minor triads, minor sevenths and the diminished sets.
   tense_share     probability on dominant sevenths and the diminished sets (the chords that
                   pull towards a resolution).
@@ -85,12 +85,10 @@ def pitch_class_profiles(activity) -> np.ndarray:
 def mode_score(activity) -> np.ndarray:
     """Best KK major-key correlation minus best minor-key correlation of each row's pitch-class
     profile, float64 [N]; 0 for a silent (or flat) row."""
-    from preprocess.features.proxy_labels import key_correlations
-
     profiles = pitch_class_profiles(activity)
     out = np.zeros(len(profiles))
     for i, profile in enumerate(profiles):
-        major, minor = key_correlations(profile)
+        major, minor = spec.key_correlations(profile)
         out[i] = float(major.max() - minor.max())
     return out
 
@@ -109,11 +107,9 @@ def total_activity(activity) -> np.ndarray:
 # --- harmony --------------------------------------------------------------------------------------
 
 def _quality_classes() -> tuple[np.ndarray, np.ndarray]:
-    from preprocess.features.chords import DIMINISHED_FIRST, QUALITIES
-
-    diminished = list(range(DIMINISHED_FIRST, DIMINISHED_FIRST + 3))
-    minor = [5 * r + QUALITIES.index(q) for r in range(12) for q in ("min", "m7")] + diminished
-    tense = [5 * r + QUALITIES.index("7") for r in range(12)] + diminished
+    diminished = list(range(spec.DIMINISHED_FIRST, spec.DIMINISHED_FIRST + 3))
+    minor = [5 * r + spec.CHORD_QUALITIES.index(q) for r in range(12) for q in ("min", "m7")] + diminished
+    tense = [5 * r + spec.CHORD_QUALITIES.index("7") for r in range(12)] + diminished
     return np.array(sorted(minor)), np.array(sorted(tense))
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features import spec
 from train import metrics
 from train.data import SPLIT_NAMES, TEST, TRAIN, VALIDATION, NetworkData, Rows

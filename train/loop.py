@@ -3,8 +3,9 @@ stopping, a checkpoint per epoch, exact resume. `train_network` reads top to bot
 
 Exact resume: weights are initialised from `torch.manual_seed(seed)`; batches are drawn from a
 dedicated `torch.Generator` seeded with `seed`; every random state, the optimizer, the scheduler
-and the early-stopping counters are in each checkpoint. A run resumed from `<key>_latest.pt`
-therefore ends with the same weights, bit for bit on the CPU, as one that was never interrupted.
+and the early-stopping counters are in each checkpoint. A run resumed from `<classname>_latest.pt`
+(`train.outputs`) therefore ends with the same weights, bit for bit on the CPU, as one that was
+never interrupted.
 
 A NaN or infinite loss stops the network with `TrainingDiverged`; its checkpoints on disk are
 those of the last good epoch.
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from preprocess.errors import KellyError
+from kelly.errors import KellyError
 from preprocess.features.spec import FEATURE_VERSION
 from train import checkpoints
 from train.config import NetworkConfig

@@ -15,13 +15,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from preprocess.features import spec
+
 
 class KellyNetwork(nn.Module):
     """A stack of Linear / LSTM layers with named activations and input standardisation."""
 
     key: str = ""                    # the cache's name for the network's data ("emotion", ...)
-    name: str = ""                   # the plugin's name ("EmotionRecognizer", ...)
+    name: str = ""                   # the plugin's name ("EmotionRecognizer", ...): the class's own
     expected_parameters: int = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__name__
+        cls.key = spec.key_of_class(cls.name)
 
     def __init__(self, layers: list[nn.Module], activations: list[str | None]):
         super().__init__()
@@ -128,7 +135,7 @@ def apply_activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
 
 
 class EmotionRecognizer(KellyNetwork):
-    key, name, expected_parameters = "emotion", "EmotionRecognizer", 403_264
+    expected_parameters = 403_264
 
     def __init__(self):
         super().__init__(
@@ -138,7 +145,7 @@ class EmotionRecognizer(KellyNetwork):
 
 
 class MelodyTransformer(KellyNetwork):
-    key, name, expected_parameters = "melody", "MelodyTransformer", 641_664
+    expected_parameters = 641_664
 
     def __init__(self):
         super().__init__(
@@ -148,7 +155,7 @@ class MelodyTransformer(KellyNetwork):
 
 
 class HarmonyPredictor(KellyNetwork):
-    key, name, expected_parameters = "harmony", "HarmonyPredictor", 74_176
+    expected_parameters = 74_176
 
     def __init__(self):
         super().__init__(
@@ -158,7 +165,7 @@ class HarmonyPredictor(KellyNetwork):
 
 
 class DynamicsEngine(KellyNetwork):
-    key, name, expected_parameters = "dynamics", "DynamicsEngine", 13_520
+    expected_parameters = 13_520
 
     def __init__(self):
         super().__init__(
@@ -168,7 +175,7 @@ class DynamicsEngine(KellyNetwork):
 
 
 class GroovePredictor(KellyNetwork):
-    key, name, expected_parameters = "groove", "GroovePredictor", 18_656
+    expected_parameters = 18_656
 
     def __init__(self):
         super().__init__(
@@ -177,10 +184,10 @@ class GroovePredictor(KellyNetwork):
         )
 
 
-#: cache key -> network class, in the plugin's order
-NETWORKS: dict[str, type[KellyNetwork]] = {
-    cls.key: cls for cls in (EmotionRecognizer, MelodyTransformer, HarmonyPredictor, DynamicsEngine, GroovePredictor)
-}
+_BY_CLASS_NAME = {cls.__name__: cls for cls in KellyNetwork.__subclasses__()}
+#: cache key -> network class, in spec.NETWORKS' order (the plugin's)
+NETWORKS: dict[str, type[KellyNetwork]] = {key: _BY_CLASS_NAME[network.class_name]
+                                           for key, network in spec.NETWORKS.items()}
 
 
 def build(key: str) -> KellyNetwork:

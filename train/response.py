@@ -116,7 +116,7 @@ def model_outputs(model, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray
 
 
 def _harmony_chains(model, embeddings: np.ndarray, *, seed: int) -> np.ndarray:
-    from preprocess.features.harmony import HISTORY_WEIGHTS
+    from preprocess.features.spec import HARMONY_HISTORY_WEIGHTS as HISTORY_WEIGHTS
 
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
@@ -184,7 +184,7 @@ def held_out_rows(data):
     parts = [rows.take(rows.split != 0) for rows in data.read_blocks()]
     parts = [p for p in parts if len(p)]
     if not parts:
-        from preprocess.errors import KellyError
+        from kelly.errors import KellyError
 
         raise KellyError(f"{data.source + ': ' if data.source else ''}{data.key} has no held-out (validation or "
                          "test) rows to compare the emotion response with")

@@ -6,6 +6,10 @@
 - `manifest`: which items are done (in which shard), which failed and why; file hashes.
 - `rows`: `Rows`, one network's rows as stored, the type the reader returns and the trainer uses.
 - `reader`: a network's Rows for training, whole or in blocks (numpy, h5py and sqlite3 only).
+- `stats`: the per-band mean and std of each network's training inputs (``stats.json``), computed
+  after a preprocess run and read back for training.
+- `writer`: the writing side: one writer per cache (`cache_lock`), shards written and committed
+  (`ShardWriter`), the files on disk made to agree with the manifest (`clean_cache`).
 
 See cache/README.md for the layout on disk.
 """

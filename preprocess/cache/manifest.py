@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from kelly.errors import KellyError
 from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
-from preprocess.errors import KellyError
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"
 SCHEMA_VERSION = "1"
 CACHE_FORMAT_KEY = "cache_format"
-SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
-LABEL_SOURCE_CODES = {"annotated": 0, "proxy": 1}
+SPLIT_CODES = {name: code for code, name in enumerate(spec.SPLITS)}
+LABEL_SOURCE_CODES = {name: code for code, name in enumerate(spec.LABEL_SOURCES)}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

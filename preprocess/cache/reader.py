@@ -13,13 +13,13 @@ of another feature version is refused with a KellyError that says to rebuild it.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from kelly.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.manifest import (
     LABEL_SOURCE_CODES,
@@ -31,14 +31,13 @@ from preprocess.cache.manifest import (
 )
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.layout import SHARD_FORMAT
-from preprocess.errors import KellyError
 from preprocess.features import spec
 
-STATS_NAME = "stats.json"
 DEFAULT_BLOCK_ROWS = 1 << 16
 
 
-def _check_network(network: str) -> tuple[int, int, tuple[str, ...]]:
+def check_network(network: str) -> spec.Network:
+    """The network's entry in `spec.NETWORKS`; KellyError for an unknown name."""
     if network not in spec.NETWORKS:
         raise KellyError(f"unknown network {network!r}; the cache holds {', '.join(spec.NETWORKS)}")
     return spec.NETWORKS[network]
@@ -100,7 +99,7 @@ def _open_shard(cache_dir: Path, name: str):
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
     """The network's served items as an ItemTable (labels from the manifest, embeddings from the
     shards' item tables, one small read per shard) and where their rows are."""
-    network_sources = _check_network(network)[2]
+    network_sources = check_network(network).sources
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
         served = manifest.served_items(network, wanted)
@@ -192,29 +191,6 @@ def cache_identity(cache_dir: str | Path) -> str:
     cache_dir = Path(cache_dir)
     with _open_checked(cache_dir) as manifest:
         return identity_of(manifest.served(), current_feature_version())
-
-
-def input_stats(cache_dir: str | Path, network: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-band (mean, std) of the network's training inputs, float32 [Din] each.
-
-    None when the cache has no statistics for the network or they were computed for other content
-    (the cache changed since; `kelly preprocess` recomputes them). Bands with zero variance have std 1.
-    """
-    cache_dir = Path(cache_dir)
-    _check_network(network)
-    path = cache_dir / STATS_NAME
-    if not path.is_file():
-        return None
-    try:
-        stats = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise KellyError(f"{path}: unreadable normalisation statistics ({exc}); run `kelly preprocess` again") from exc
-    entry = stats.get("networks", {}).get(network)
-    if entry is None or stats.get("feature_version") != current_feature_version():
-        return None
-    if stats.get("identity") != cache_identity(cache_dir):
-        return None
-    return np.asarray(entry["mean"], dtype=np.float32), np.asarray(entry["std"], dtype=np.float32)
 
 
 def cache_summary(cache_dir: str | Path, *, examples: int = 5) -> dict:

@@ -179,7 +179,7 @@ class Rows:
 
     def split_rows(self, split: str | int) -> "Rows":
         """Rows of one split ("train", "validation", "test", or its code 0, 1, 2)."""
-        code = split if isinstance(split, (int, np.integer)) else {"train": 0, "validation": 1, "test": 2}[split]
+        code = split if isinstance(split, (int, np.integer)) else spec.SPLITS.index(split)
         return self.take(self.split == code)
 
     def with_items(self, items: ItemTable) -> "Rows":

@@ -18,7 +18,9 @@ into place with ``os.replace``; a reader never sees a half-written file. Layout 
                         embedding, which the reader gathers
 
 Rows are ordered by item, then window. Datasets are contiguous and uncompressed: these arrays are
-small, and a whole contiguous read is ~10x faster than a chunked one (DESIGN.md, "Measured here").
+small, and contiguous reads are the fast ones. Measured with h5py on 200,000 x 128 float32 (2
+cores): a whole read takes 29 ms contiguous against 93 ms chunked with lzf, and 256 scattered
+rows 1.5 ms against 46 ms.
 """
 from __future__ import annotations
 
@@ -156,7 +158,7 @@ def validate_result(result: ItemResult) -> ItemResult:
     for network, arrays in result.samples.items():
         if network not in spec.NETWORKS:
             raise InvalidResult(f"unknown network {network!r}")
-        sources = spec.NETWORKS[network][2]
+        sources = spec.NETWORKS[network].sources
         if result.source not in sources:
             raise InvalidResult(f"{network} samples from source {result.source!r} (expected one of {sources})")
         missing = {"targets", "window"} - set(arrays)

@@ -15,9 +15,10 @@ of MIDI would look like every MIDI source at once.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from preprocess.datasets import deam, groove, harmony, lakh, maestro
+from kelly.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,
@@ -27,9 +28,10 @@ from preprocess.datasets.base import (
     assign_split,
     missing_lines,
 )
-from preprocess.errors import KellyError
+from preprocess.features.spec import SOURCES
 
-READERS = {"deam": deam, "lakh": lakh, "maestro": maestro, "groove": groove, "harmony": harmony}
+#: source name -> its reader, the module preprocess.datasets.<name>, in spec.SOURCES' order
+READERS = {name: importlib.import_module(f"preprocess.datasets.{name}") for name in SOURCES}
 #: layout name -> source name ("lmd_matched" -> "lakh")
 LAYOUT_SOURCES = {layout: name for name, module in READERS.items() for layout in module.LAYOUTS}
 

@@ -10,18 +10,12 @@ Each reader module (deam, maestro, groove, lakh, harmony) has the same interface
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preprocess.errors import KellyError
-
-SPLITS = ("train", "validation", "test")
-
-#: where an item's valence/arousal came from
-LABEL_ANNOTATED = "annotated"   # from the dataset's own annotation files
-LABEL_PROXY = "proxy"           # to be derived from documented musical attributes (preprocess.features.proxy_labels)
+from kelly.errors import KellyError
+from preprocess.features.spec import LABEL_ANNOTATED, LABEL_PROXY, SPLITS, split_fraction
 
 
 @dataclass
@@ -85,15 +79,14 @@ def missing_lines(summary: dict[str, dict]) -> list[str]:
 def assign_split(identity: str, *, seed: int = 0, validation_split: float = 0.2, test_split: float = 0.0) -> str:
     """Deterministic split from a seed and the identity of the source file.
 
-    The identity is hashed with the seed to a number u in [0, 1): u < test_split is "test",
-    u < test_split + validation_split is "validation", the rest "train". An item's side depends on
-    nothing but its own identity, so adding files moves none of the others, and every window of a
-    file goes where its file goes.
+    The identity is hashed with the seed to a number u in [0, 1) (`spec.split_fraction`): u <
+    test_split is "test", u < test_split + validation_split is "validation", the rest "train". An
+    item's side depends on nothing but its own identity, so adding files moves none of the others,
+    and every window of a file goes where its file goes.
     """
     if not 0.0 <= validation_split < 1.0 or not 0.0 <= test_split < 1.0 or validation_split + test_split >= 1.0:
         raise ValueError(f"validation_split={validation_split} and test_split={test_split} must be >= 0 and sum to < 1")
-    digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0**64
+    u = split_fraction(identity, seed)
     if u < test_split:
         return "test"
     if u < test_split + validation_split:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kelly.errors import KellyError
 from preprocess.datasets.base import (
     AUDIO_EXTENSIONS,
     LABEL_ANNOTATED,
@@ -32,7 +33,6 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
-from preprocess.errors import KellyError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -46,9 +46,10 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Callable
 
+from kelly.errors import KellyError
+from kelly.files import FolderLock
 from preprocess.datasets import catalog
 from preprocess.datasets.catalog import Archive, Subset, human_size
-from preprocess.errors import KellyError
 
 DOWNLOADS_DIR = ".kelly-downloads"          # part files and kept archives, under the datasets folder
 CHECKSUMS_FILE = ".kelly-checksums.json"    # checksums computed for archives that publish none
@@ -91,29 +92,10 @@ def check_space(folder: Path, needed: int, what: str) -> None:
                          f"{human_size(free)} free")
 
 
-class DownloadLock:
+def download_lock(datasets_dir: Path) -> FolderLock:
     """One `kelly datasets download` at a time per datasets folder (released by the OS on kill)."""
-
-    def __init__(self, datasets_dir: Path):
-        self.path = datasets_dir / LOCK_FILE
-        self.handle = None
-
-    def __enter__(self) -> "DownloadLock":
-        self.handle = open(self.path, "a+")
-        try:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:      # no fcntl (Windows): one download at a time is then up to the user
-            pass
-        except OSError:
-            self.handle.close()
-            raise KellyError(f"{self.path.parent}: another `kelly datasets download` is running here") from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.handle is not None:
-            self.handle.close()
+    return FolderLock(datasets_dir, LOCK_FILE, writes="the datasets", what="--datasets-dir",
+                      busy="another `kelly datasets download` is running here")
 
 
 def remove_temporaries(folder: Path) -> int:
@@ -724,7 +706,7 @@ def download(names: list[str], datasets_dir: Path | str, *, subsets: list[str] |
         raise KellyError(f"{datasets_dir}: exists and is not a folder")
     datasets_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    with DownloadLock(datasets_dir):
+    with download_lock(datasets_dir):
         for folder in {datasets_dir, *((datasets_dir / s.dest).parent for s in chosen)}:
             remove_temporaries(folder)
         for subset in chosen:

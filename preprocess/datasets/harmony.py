@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kelly.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,
@@ -25,7 +26,6 @@ from preprocess.datasets.base import (
     unit_label,
     unknown_layout,
 )
-from preprocess.errors import KellyError
 
 NAME = "harmony"
 LAYOUTS = ("chord-json",)

@@ -19,6 +19,7 @@ import hashlib
 import re
 from pathlib import Path
 
+from kelly.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,
@@ -34,7 +35,6 @@ from preprocess.datasets.base import (
     read_label_json,
     unknown_layout,
 )
-from preprocess.errors import KellyError
 
 NAME = "lakh"
 LAYOUTS = ("lmd_full", "lmd_matched", "clean_midi", "midi-folder")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kelly.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_PROXY,
     MIDI_EXTENSIONS,
@@ -31,7 +32,6 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
-from preprocess.errors import KellyError
 
 NAME = "maestro"
 LAYOUTS = ("maestro-csv", "maestro-json", "maestro-bare")

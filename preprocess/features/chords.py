@@ -2,7 +2,8 @@
 chord recognition from notes: at the pace of the beat (`estimate_chords`, what the harmony
 samples use) and, the earlier method kept as a baseline, one chord per bar (`recognise_chords`).
 
-Vocabulary (index: name), roots spelled with sharps (C C# D D# E F F# G G# A A# B, r = 0..11):
+Vocabulary (index: name; defined in `spec.CHORD_VOCABULARY`, imported here as VOCABULARY), roots
+spelled with sharps (spec.PITCH_CLASS_NAMES: C C# D D# E F F# G G# A A# B, r = 0..11):
 
     5 * r + 0  "C"      major triad            {0, 4, 7}
     5 * r + 1  "Cm"     minor triad            {0, 3, 7}
@@ -49,14 +50,13 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from preprocess.features import spec
+from preprocess.features.spec import CHORD_QUALITIES as QUALITIES
+from preprocess.features.spec import CHORD_VOCABULARY as VOCABULARY
+from preprocess.features.spec import DIMINISHED_FIRST, NO_CHORD, PITCH_CLASS_NAMES
 
 if TYPE_CHECKING:
     from preprocess.features.midi import NoteArrays
 
-PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-QUALITIES = ("maj", "min", "7", "m7", "maj7")
-QUALITY_SUFFIX = {"maj": "", "min": "m", "7": "7", "m7": "m7", "maj7": "maj7"}
 QUALITY_INTERVALS = {
     "maj": (0, 4, 7),
     "min": (0, 3, 7),
@@ -64,15 +64,7 @@ QUALITY_INTERVALS = {
     "m7": (0, 3, 7, 10),
     "maj7": (0, 4, 7, 11),
 }
-DIMINISHED_FIRST = 60            # classes 60, 61, 62: diminished sets starting on C, C#, D
-NO_CHORD = 63                    # "N"
-
-VOCABULARY: tuple[str, ...] = (
-    *(PITCH_CLASS_NAMES[r] + QUALITY_SUFFIX[q] for r in range(12) for q in QUALITIES),
-    *(PITCH_CLASS_NAMES[r] + "dim7" for r in range(3)),
-    "N",
-)
-assert len(VOCABULARY) == spec.HARMONY_CLASSES == 64 and len(set(VOCABULARY)) == 64
+assert tuple(QUALITY_INTERVALS) == QUALITIES
 
 NO_CHORD_SYMBOLS = frozenset({"N", "NC", "N.C.", "N.C", "N/C"})
 

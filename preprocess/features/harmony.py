@@ -36,7 +36,7 @@ from preprocess.features.key_relative import tonic_shift
 
 HISTORY: int = spec.HARMONY_HISTORY
 CLASSES: int = spec.HARMONY_CLASSES
-HISTORY_WEIGHTS = tuple(0.5**j for j in range(HISTORY))      # 1, 1/2, 1/4, 1/8
+HISTORY_WEIGHTS = spec.HARMONY_HISTORY_WEIGHTS      # 1, 1/2, 1/4, 1/8
 NO_PREVIOUS_CHORD: int = spec.NO_PREVIOUS_CHORD      # stored history: no chord yet (not the chord class N)
 
 
@@ -118,7 +118,7 @@ def transpose_classes(chord_classes, semitones) -> np.ndarray:
     Classes 5 r + q go to 5 ((r + semitones) mod 12) + q; a diminished set 60 + r goes to
     60 + (r + semitones) mod 3 (the set is symmetric under minor thirds); N (63) stays N.
     """
-    from preprocess.features.chords import DIMINISHED_FIRST, NO_CHORD
+    from preprocess.features.spec import DIMINISHED_FIRST, NO_CHORD
 
     c = np.asarray(chord_classes, dtype=np.int64).ravel()
     s = np.broadcast_to(np.asarray(semitones, dtype=np.int64), c.shape)
@@ -158,7 +158,7 @@ def progression_key(chord_classes) -> tuple[int, bool]:
     """(tonic, minor) of a written progression: the Krumhansl-Kessler key of its chord tones (each
     chord's pitch classes counted once per chord); C major for a progression of N only."""
     from preprocess.features.chords import chord_templates
-    from preprocess.features.proxy_labels import key_correlations
+    from preprocess.features.spec import key_correlations
 
     c = np.asarray(chord_classes, dtype=np.int64).ravel()
     profile = chord_templates()[c].astype(np.float64).sum(axis=0) if c.size else np.zeros(12)

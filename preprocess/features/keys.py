@@ -46,8 +46,8 @@ import numpy as np
 from preprocess.features.chords import (QUALITIES, BeatFrames, ChordTrack, beat_chords, beat_frames, best_path,
                                          segments, small_product)
 from preprocess.features.midi import NoteArrays
+from preprocess.features.spec import KEY_TONIC_NAMES
 
-KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 NATURAL_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 SCALE_DEGREE_WEIGHTS = (1.5, 1.0, 1.2, 1.0, 1.2, 1.0, 1.0)    # the scale's degrees 1..7: the tonic triad stands out
@@ -61,8 +61,8 @@ RELATIVE_CHANGE_PENALTY = 8.0      # ... and for a change to the relative key (C
 
 
 def key_name(tonic: int, minor: bool) -> str:
-    """"C major", "F# minor", ... (flats for Eb, Ab and Bb)."""
-    return f"{KEY_NAMES[int(tonic) % 12]} {'minor' if minor else 'major'}"
+    """"C major", "F# minor", ... (flats for Eb, Ab and Bb: spec.KEY_TONIC_NAMES)."""
+    return f"{KEY_TONIC_NAMES[int(tonic) % 12]} {'minor' if minor else 'major'}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,8 +20,9 @@ The terms:
 - mode_valence = clip(MODE_GAIN * (r_major - r_minor), -1, 1), where r_major / r_minor are the
   best Pearson correlations of the file's pitch-class profile (non-drum note durations summed
   per pitch class) with the 12 rotations of the Krumhansl-Kessler major / minor key profiles
-  (Krumhansl & Kessler 1982). Major-mode music leans positive, minor-mode negative. MODE_GAIN
-  is 3: r_major - r_minor lies within about [-0.3, 0.35] on real piano, pop and Lakh-style files.
+  (Krumhansl & Kessler 1982; `spec.KEY_PROFILES`, `spec.key_correlations`). Major-mode music
+  leans positive, minor-mode negative. MODE_GAIN is 3: r_major - r_minor lies within about
+  [-0.3, 0.35] on real piano, pop and Lakh-style files.
 - tempo_term = clip((bpm - 110) / 50, -1, 1): 60 bpm -> -1, 110 -> 0, 160 -> +1. The file's bpm
   is its mean quarter-note rate (quarter notes at the last offset / duration * 60).
 - density_term = clip(log2(notes per second / 8) / 2, -1, 1): 2 notes/s -> -1, 32 -> +1 (all
@@ -35,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from preprocess.features.keys import key_name
 from preprocess.features.midi import NoteArrays
+from preprocess.features.spec import key_correlations
 
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODE_GAIN = 3.0
 CHORD_SECONDS = 0.03     # onsets closer than this are one onset for the tempo estimate
 
@@ -51,16 +51,6 @@ STYLE_VALENCE = {
     "neworleans": 0.6, "pop": 0.5, "punk": -0.3, "reggae": 0.5, "rock": 0.1, "soul": 0.4,
 }
 SOURCES = ("lakh", "maestro", "groove")
-
-
-def _key_templates(profile: np.ndarray) -> np.ndarray:
-    """The 12 rotations of a key profile, centred and scaled to unit norm, [12 keys, 12 pitch classes]."""
-    keys = np.stack([np.roll(profile, k) for k in range(12)])
-    keys = keys - keys.mean(axis=1, keepdims=True)
-    return keys / np.sqrt((keys**2).sum(axis=1, keepdims=True))
-
-
-_KEYS_MAJOR, _KEYS_MINOR = _key_templates(KK_MAJOR), _key_templates(KK_MINOR)
 
 
 @dataclass(frozen=True)
@@ -75,19 +65,6 @@ def pitch_class_profile(notes: NoteArrays) -> np.ndarray:
     pitched = ~notes.is_drum
     seconds = notes.offset[pitched] - notes.onset[pitched]
     return np.bincount(notes.pitch[pitched] % 12, weights=seconds, minlength=12)
-
-
-def key_correlations(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson correlation of a pitch-class profile [12] with every major and minor key, ([12], [12]).
-
-    Entry k is the key whose tonic is pitch class k. A flat (or empty) profile correlates 0.
-    """
-    profile = np.asarray(profile, dtype=np.float64)
-    centred = profile - profile.mean()
-    norm = np.sqrt((centred**2).sum())
-    if norm == 0:
-        return np.zeros(12), np.zeros(12)
-    return _KEYS_MAJOR @ centred / norm, _KEYS_MINOR @ centred / norm
 
 
 def mean_bpm(notes: NoteArrays) -> float:
@@ -160,10 +137,7 @@ def mode_valence(notes: NoteArrays) -> tuple[float, dict[str, Any]]:
         return 0.0, {"key": None, "r_major": 0.0, "r_minor": 0.0}
     major, minor = key_correlations(profile)
     r_major, r_minor = float(major.max()), float(minor.max())
-    if r_major >= r_minor:
-        key = f"{PITCH_CLASS_NAMES[int(major.argmax())]} major"
-    else:
-        key = f"{PITCH_CLASS_NAMES[int(minor.argmax())]} minor"
+    key = key_name(int(major.argmax()), False) if r_major >= r_minor else key_name(int(minor.argmax()), True)
     valence = float(np.clip(MODE_GAIN * (r_major - r_minor), -1.0, 1.0))
     return valence, {"key": key, "r_major": r_major, "r_minor": r_minor}
 

@@ -6,6 +6,10 @@ the version it was trained on.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+from dataclasses import dataclass
+
 FEATURE_VERSION = "kelly-features-3"
 
 # --- audio (EmotionRecognizer input) -------------------------------------------------------------
@@ -43,6 +47,51 @@ MIDI = {
                      "estimate_chords), N dropped, repeats merged; a sample per chord, the first with an empty history"),
     "min_notes_per_window": 1,       # windows with fewer notes are not samples (silence teaches nothing)
 }
+
+# --- pitch classes, keys and chords: their names -------------------------------------------------
+#: pitch class (C = 0 .. B = 11) -> name, spelled with sharps: the spelling of the chord vocabulary
+#: ("C#m7") and of MIDI note names in exported metadata ("C#4"). A name is a label only: enharmonic
+#: spellings (C#, Db) are the same pitch class everywhere in kelly-ml, and written chords may use either.
+PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+#: the same pitch classes spelled with flats (Db, Eb, Gb, Ab, Bb), as chords in flat keys are written
+FLAT_PITCH_CLASS_NAMES = tuple(name if len(name) == 1 else PITCH_CLASS_NAMES[(pc + 1) % 12] + "b"
+                               for pc, name in enumerate(PITCH_CLASS_NAMES))
+#: a key's tonic as keys are usually named: flats for Eb, Ab and Bb, sharps for C# and F#
+#: ("Bb minor", "F# major"; preprocess.features.keys.key_name, the proxy labels' key)
+KEY_TONIC_NAMES = tuple(FLAT_PITCH_CLASS_NAMES[pc] if pc in (3, 8, 10) else PITCH_CLASS_NAMES[pc] for pc in range(12))
+
+#: Krumhansl & Kessler's (1982) major and minor key profiles, tonic first: how well each pitch class
+#: fits a key. The proxy labels' mode, a written progression's key and the mode-score descriptor
+#: correlate a pitch-class profile with their 12 rotations (`key_correlations`).
+KEY_PROFILES = {
+    "major": (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+    "minor": (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
+}
+
+
+def key_correlations(profile):
+    """Pearson correlation of a pitch-class profile [12] with every major and minor key: (major [12],
+    minor [12]) float64, entry k the key whose tonic is pitch class k. A flat (or empty) profile
+    correlates 0."""
+    import numpy as np
+
+    profile = np.asarray(profile, dtype=np.float64)
+    centred = profile - profile.mean()
+    norm = np.sqrt((centred**2).sum())
+    if norm == 0:
+        return np.zeros(12), np.zeros(12)
+    return tuple(_key_templates(mode) @ centred / norm for mode in ("major", "minor"))
+
+
+@functools.lru_cache(maxsize=None)
+def _key_templates(mode: str):
+    """The 12 rotations of a key profile, centred and scaled to unit norm, [12 keys, 12 pitch classes]."""
+    import numpy as np
+
+    keys = np.stack([np.roll(np.array(KEY_PROFILES[mode]), k) for k in range(12)])
+    keys = keys - keys.mean(axis=1, keepdims=True)
+    return keys / np.sqrt((keys**2).sum(axis=1, keepdims=True))
+
 
 # --- targets -------------------------------------------------------------------------------------
 MELODY_TARGETS = 128             # fraction of the window during which MIDI pitch p sounds, in [0, 1] (BCE)
@@ -116,20 +165,94 @@ GROOVE_NAMES = (                 # 32 values per bar, each in [-1, 1]
     "total_density",             # 2 * min(hits per beat / 8, 1) - 1 (beat = quarter note)
 )
 
-HARMONY_CLASSES = 64             # preprocess.features.chords.VOCABULARY
+#: the HarmonyPredictor's 64 chord classes (preprocess.features.chords maps written chords and notes
+#: onto them): class 5 r + q is root r (PITCH_CLASS_NAMES) with quality CHORD_QUALITIES[q]; classes
+#: DIMINISHED_FIRST + 0, 1, 2 are the three diminished sets, named by their lowest root (C, C#, D);
+#: NO_CHORD is "N".
+CHORD_QUALITIES = ("maj", "min", "7", "m7", "maj7")
+CHORD_SUFFIXES = {"maj": "", "min": "m", "7": "7", "m7": "m7", "maj7": "maj7"}   # as a chord symbol writes them
+DIMINISHED_FIRST = 60
+NO_CHORD = 63
+CHORD_VOCABULARY: tuple[str, ...] = (
+    *(PITCH_CLASS_NAMES[r] + CHORD_SUFFIXES[q] for r in range(12) for q in CHORD_QUALITIES),
+    *(PITCH_CLASS_NAMES[r] + "dim7" for r in range(3)),
+    "N",
+)
+HARMONY_CLASSES = len(CHORD_VOCABULARY)     # 64
 HARMONY_CONTEXT = 128            # [emotion embedding 64 | previous chords 64]
-HARMONY_HISTORY = 4              # previous chords in the context, weights 1, 1/2, 1/4, 1/8 (then scaled to max 1)
+HARMONY_HISTORY = 4              # previous chords in the context, latest first, weighted as below (then scaled to max 1)
+HARMONY_HISTORY_WEIGHTS = tuple(0.5**j for j in range(HARMONY_HISTORY))      # 1, 1/2, 1/4, 1/8
 
-# --- the five networks: what goes in and out -----------------------------------------------------
-NETWORKS = {
-    # name: (input size, output size, cached under these sources)
-    "emotion": (AUDIO_FEATURES, EMBEDDING_SIZE, ("deam",)),
-    "melody": (EMBEDDING_SIZE, MELODY_TARGETS, ("lakh", "maestro")),
-    "harmony": (HARMONY_CONTEXT, HARMONY_CLASSES, ("harmony", "lakh", "maestro")),
-    "dynamics": (DYNAMICS_INPUTS, len(DYNAMICS_NAMES), ("maestro",)),
-    "groove": (EMBEDDING_SIZE, len(GROOVE_NAMES), ("groove",)),
-}
+# --- the datasets (one list), their items' splits and label sources, the five networks (one list) ---
+#: the datasets, each read by preprocess.datasets.<name>, in the order the job reads them
 SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
+
+#: an item's split, by the code the cache stores (0 train, 1 validation, 2 test)
+SPLITS = ("train", "validation", "test")
+#: where an item's (valence, arousal) came from, by the code the cache stores: the dataset's own
+#: annotations, or the documented proxy labels derived from the music (preprocess.features.proxy_labels)
+LABEL_ANNOTATED, LABEL_PROXY = "annotated", "proxy"
+LABEL_SOURCES = (LABEL_ANNOTATED, LABEL_PROXY)
+
+
+def split_fraction(identity: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the seed and an item's identity alone: the first 8 bytes of
+    sha1("{seed}:{identity}") over 2^64. Where a dataset has no official split, an item's side is
+    this number against the split fractions (preprocess.datasets.base.assign_split), and so is the
+    choice of the items a trainer moves to validation in a cache without one
+    (train.data.validation_items): adding items moves none of the others."""
+    digest = hashlib.sha1(f"{seed}:{identity}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Network:
+    """One of the plugin's networks, as the cache feeds it and the plugin runs it.
+
+    inputs, outputs: sizes of one input and one output vector; sources: the datasets its rows come
+    from (names in SOURCES); class_name: the plugin's class (its exported file is the class name
+    in lower case, ``emotionrecognizer.json``); recurrent: an LSTM network (trained on sequences;
+    the plugin runs it one step per call and keeps its state between calls); input_from: what the
+    plugin feeds it (docs/rtneural.md, "How the plugin runs them").
+
+    It also reads as the tuple (inputs, outputs, sources): ``n_in, n_out, sources = NETWORKS[key]``.
+    """
+
+    inputs: int
+    outputs: int
+    sources: tuple[str, ...]
+    class_name: str
+    recurrent: bool
+    input_from: str
+
+    def __iter__(self):
+        return iter((self.inputs, self.outputs, self.sources))
+
+    def __getitem__(self, index):
+        return (self.inputs, self.outputs, self.sources)[index]
+
+
+_EMBEDDING_FROM = "EmotionRecognizer's 64-value emotion embedding"
+#: key (the cache's, the command line's) -> Network, in the plugin's order
+NETWORKS = {
+    "emotion": Network(AUDIO_FEATURES, EMBEDDING_SIZE, ("deam",), "EmotionRecognizer", True,
+                       "the audio features of the current 0.5-s window"),
+    "melody": Network(EMBEDDING_SIZE, MELODY_TARGETS, ("lakh", "maestro"), "MelodyTransformer", True,
+                      _EMBEDDING_FROM),
+    "harmony": Network(HARMONY_CONTEXT, HARMONY_CLASSES, ("harmony", "lakh", "maestro"), "HarmonyPredictor", False,
+                       "[EmotionRecognizer's emotion embedding (64) | previous-chord context (64)]"),
+    "dynamics": Network(DYNAMICS_INPUTS, len(DYNAMICS_NAMES), ("maestro",), "DynamicsEngine", False,
+                        "the first 32 values of EmotionRecognizer's emotion embedding"),
+    "groove": Network(EMBEDDING_SIZE, len(GROOVE_NAMES), ("groove",), "GroovePredictor", False, _EMBEDDING_FROM),
+}
+
+
+def key_of_class(class_name: str) -> str:
+    """The key of the network whose plugin class is `class_name` (exactly as spelled); KeyError if none."""
+    for key, network in NETWORKS.items():
+        if network.class_name == class_name:
+            return key
+    raise KeyError(class_name)
 
 # --- how the cache stores each network's rows (preprocess/cache/layout.py applies this) ----------
 #: Values that are the same on every row of an item are stored once per item: the item's emotion
@@ -158,4 +281,6 @@ MELODY_TARGET_STEPS = 255
 MELODY_TARGET_MAX_ERROR = 0.5 / MELODY_TARGET_STEPS + 2.0**-23
 
 assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32
+assert HARMONY_CLASSES == 64 and len(set(CHORD_VOCABULARY)) == 64 and CHORD_VOCABULARY[NO_CHORD] == "N"
 assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD
+assert all(set(network.sources) <= set(SOURCES) for network in NETWORKS.values())

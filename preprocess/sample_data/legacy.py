@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from preprocess.features import spec
+
 from . import deam, groove, lakh, maestro, rhythm
 from .broken import TRUNCATED_MIDI, ZERO_BYTES, WriteReport, truncated, write_broken, write_file
 from .emotion import balanced_tonics, spread_targets, tempo_level
@@ -50,7 +52,7 @@ def write_legacy(root: Path, seed: int, *, n_clips: int = 10, n_songs: int = 12,
                  n_takes: int = 14, n_progressions: int = 60) -> dict[str, WriteReport]:
     import soundfile as sf
 
-    reports = {name: WriteReport() for name in ("deam", "lakh", "maestro", "groove", "harmony")}
+    reports = {name: WriteReport() for name in spec.SOURCES}
 
     # DEAM: wav clips with clip-level labels in [-1, 1]
     rng = rng_for(seed, "legacy-deam")

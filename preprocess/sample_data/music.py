@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+from preprocess.features.spec import FLAT_PITCH_CLASS_NAMES as FLAT_NAMES
+from preprocess.features.spec import PITCH_CLASS_NAMES as SHARP_NAMES
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)        # natural minor; the harmonic V comes from the numerals

@@ -84,13 +84,17 @@ def render_notes(notes: Iterable[tuple[float, float, int, int]], timbre: Timbre,
             step = midi_hz(pitch) * _TABLE_SIZE / sr
             idx = (np.arange(len(env)) * step).astype(np.int64) & (_TABLE_SIZE - 1)
             cache[key] = table[idx] * env
-        wave = cache[key]
-        start = int(onset * sr)
-        if start >= n_samples:
-            continue
-        end = min(n_samples, start + len(wave))
-        out[start:end] += (velocity / 127.0) ** 1.5 * wave[: end - start]
+        _add_note(out, cache[key], onset, velocity, sr)
     return out
+
+
+def _add_note(out: np.ndarray, wave: np.ndarray, onset: float, velocity: int, sr: int) -> None:
+    """Add `wave` into `out` from `onset` seconds, at the loudness of `velocity`; cut at the end of `out`."""
+    start = int(onset * sr)
+    if start >= len(out):
+        return
+    end = min(len(out), start + len(wave))
+    out[start:end] += (velocity / 127.0) ** 1.5 * wave[: end - start]
 
 
 def _drum_sounds(sr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -142,12 +146,7 @@ def render_drums(hits: Iterable[tuple[float, int, int]], n_samples: int, rng: np
     if out is None:
         out = np.zeros(n_samples, dtype=np.float32)
     for onset, pitch, velocity in hits:
-        wave = sounds[DRUM_SOUNDS[pitch]]
-        start = int(onset * sr)
-        if start >= n_samples:
-            continue
-        end = min(n_samples, start + len(wave))
-        out[start:end] += (velocity / 127.0) ** 1.5 * wave[: end - start]
+        _add_note(out, sounds[DRUM_SOUNDS[pitch]], onset, velocity, sr)
     return out
 
 

@@ -1,0 +1,95 @@
+"""The writing side of the cache: one writer at a time, shards written and committed, and the files
+on disk made to agree with the manifest.
+
+    with cache_lock(cache_dir), Manifest.open(cache_dir, create=True) as manifest:
+        clean_cache(cache_dir, manifest)                    # what a killed run left
+        writer = ShardWriter(cache_dir, manifest, "lakh", max_items=512, max_bytes=64 * 2**20)
+        for result in results:
+            writer.add(result)                              # a shard is written once the buffer is full
+        writer.flush()
+        clean_cache(cache_dir, manifest)                    # shards no item points to any more
+
+A shard is written whole beside its final name and renamed into place (`shards.write_shard`), then
+committed to the manifest with its items in one transaction: killing the writer at any moment loses
+at most the shard being written, and the next `clean_cache` removes what it left.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kelly.files import FolderLock
+from preprocess.cache.manifest import DoneEntry, Manifest, current_feature_version
+from preprocess.cache.shards import (
+    ItemResult,
+    remove_uncommitted,
+    shard_files,
+    shard_name,
+    shard_number,
+    write_shard,
+)
+
+LOCK_NAME = ".lock"
+
+
+def cache_lock(cache_dir: Path) -> FolderLock:
+    """An exclusive lock on a cache folder for a job's duration (released by the OS on kill)."""
+    return FolderLock(cache_dir, LOCK_NAME, writes="the cache", what="--cache-dir",
+                      busy="another `kelly preprocess` is writing this cache")
+
+
+class ShardWriter:
+    """Buffers results of one source and writes them as shards (write, rename, commit)."""
+
+    def __init__(self, cache_dir: Path, manifest: Manifest, source: str, *, max_items: int, max_bytes: float):
+        self.cache_dir, self.manifest, self.source = cache_dir, manifest, source
+        self.max_items, self.max_bytes = max(1, int(max_items)), max_bytes
+        taken = [shard_number(n) for n in manifest.shards(source)] + \
+                [shard_number(n) for n in shard_files(cache_dir) if n.startswith(source + "/")]
+        self.next_number = 1 + max([n for n in taken if n is not None], default=0)
+        self.buffer: list[ItemResult] = []
+        self.buffered_bytes = 0
+        self.shards_written = 0
+
+    def add(self, result: ItemResult) -> bool:
+        """Buffer one result; returns True when that filled the buffer and a shard was written."""
+        self.buffer.append(result)
+        self.buffered_bytes += result.nbytes()
+        if len(self.buffer) >= self.max_items or self.buffered_bytes >= self.max_bytes:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        name = shard_name(self.source, self.next_number)
+        version = current_feature_version()
+        nbytes = write_shard(self.cache_dir, name, self.buffer, version)
+        entries = [
+            DoneEntry(source=r.source, item_id=r.item_id, content_hash=r.content_hash, label_digest=r.label_digest,
+                      split=r.split, label_source=r.label_source, valence=r.valence, arousal=r.arousal,
+                      source_path=r.source_path, shard_item=i, rows=r.rows())
+            for i, r in enumerate(self.buffer)]
+        self.manifest.commit_shard(name, self.source, entries, nbytes)
+        self.next_number += 1
+        self.shards_written += 1
+        self.buffer, self.buffered_bytes = [], 0
+
+
+def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:
+    """Make the files on disk agree with the manifest, before a run and after it.
+
+    Deletes leftover ``.tmp`` files, shards the manifest does not list (a run killed between
+    rename and commit) and shards no item points to any more; forgets listed shards whose file is
+    gone (their items are recomputed). Returns counts of what it did.
+    """
+    listed = manifest.shards()
+    removed = remove_uncommitted(cache_dir, set(listed))
+    missing = [name for name in listed if not (cache_dir / name).is_file()]
+    manifest.forget_shards(missing)
+    referenced = manifest.referenced_shards()
+    unreferenced = [name for name in listed if name not in referenced and name not in missing]
+    for name in unreferenced:
+        (cache_dir / name).unlink(missing_ok=True)
+    manifest.forget_shards(unreferenced)
+    return {**removed, "missing_shards_forgotten": len(missing), "unreferenced_shards_removed": len(unreferenced)}
