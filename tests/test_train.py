@@ -253,6 +253,25 @@ def test_each_loss_goes_down_and_beats_the_baseline(key, tmp_path):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+@pytest.mark.parametrize("key", list(spec.NETWORKS))
+def test_the_baseline_summed_batch_by_batch_equals_the_whole_validation_split_at_once(key, monkeypatch):
+    import train.loop
+    from train.metrics import MetricSum, add_constant, constant_loss
+
+    d = toy_data(key, validation_every=2)
+    batches = list(d.batches(VALIDATION, "cpu", 10**9))
+    assert len(batches) == 1
+    _, y, mask = batches[0]
+    prediction = torch.as_tensor(d.target_mean)
+    whole = MetricSum(key)
+    add_constant(whole, prediction, y, mask)
+    monkeypatch.setattr(train.loop, "VALIDATION_ROWS", 5)        # many small batches
+    assert len(list(d.batches(VALIDATION, "cpu", max(1, 5 // (d.sequence_length or 1))))) > 3
+    small = train.loop.baseline(key, d, "cpu")
+    assert small["loss"] == pytest.approx(constant_loss(key, prediction, y, mask).item(), rel=1e-5)
+    assert small["metric"] == pytest.approx(whole.value(), rel=1e-5)
+
+
 @pytest.mark.parametrize("key, schedule", [("emotion", "cosine"), ("harmony", "plateau")])
 def test_an_interrupted_run_resumed_ends_bit_for_bit_like_an_uninterrupted_one(key, schedule, tmp_path):
     config = fast_config(epochs=4, lr_schedule=schedule, early_stopping_patience=3)

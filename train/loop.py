@@ -28,7 +28,7 @@ from train import checkpoints
 from train.config import NetworkConfig
 from train.data import TRAIN, VALIDATION, NetworkData
 from train.early_stopping import EarlyStopping
-from train.metrics import LOSS, METRIC, MetricSum, batch_loss, constant_loss, constant_metric
+from train.metrics import LOSS, METRIC, MetricSum, add_constant, batch_loss, constant_loss
 from train.models import KellyNetwork, build
 
 CHECK_EVERY = 16            # batches between checks of the running loss for NaN/Inf
@@ -232,17 +232,17 @@ def validate(key: str, model: KellyNetwork, data: NetworkData, device) -> tuple[
 
 
 def baseline(key: str, data: NetworkData, device) -> dict:
-    """Loss and metric on validation of the constant prediction: the training mean (harmony: the prior)."""
+    """Loss and metric on validation of the constant prediction: the training mean (harmony: the prior).
+
+    Both are accumulated batch by batch, so memory stays at one batch whatever the validation size."""
     prediction = torch.as_tensor(data.target_mean, device=device)
     total = weight = 0.0
-    values = []
+    metric = MetricSum(key)
     for x, y, mask in data.batches(VALIDATION, device, max(1, VALIDATION_ROWS // (data.sequence_length or 1))):
         n = mask.sum().item() if mask is not None else len(x)
         total, weight = total + constant_loss(key, prediction, y, mask).item() * n, weight + n
-        values.append((y, mask))
-    ys = torch.cat([y for y, _ in values])
-    masks = None if values[0][1] is None else torch.cat([m for _, m in values])
-    return {"loss": total / weight, "metric": constant_metric(key, prediction, ys, masks)}
+        add_constant(metric, prediction, y, mask)
+    return {"loss": total / weight, "metric": metric.value()}
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: NetworkConfig):

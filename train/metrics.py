@@ -101,16 +101,15 @@ class MetricSum:
         return s[0] / count if count else float("nan")
 
 
-def constant_metric(key: str, prediction: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """The per-epoch metric of a constant prediction (the baseline)."""
-    metric = MetricSum(key)
-    if key == "harmony":
+def add_constant(metric: MetricSum, prediction: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    """Add one batch of a constant prediction (the baseline) to `metric`: the output the metric reads
+    is the prediction's log (harmony), its logit (melody) or itself, repeated over the batch."""
+    if metric.key == "harmony":
         metric.add(prediction.log().expand(len(y), -1), y)
-    elif key == "melody":
+    elif metric.key == "melody":
         metric.add(torch.logit(prediction.clamp(EPS, 1 - EPS)).expand_as(y), y, mask)
     else:
         metric.add(prediction.expand_as(y), y, mask)
-    return metric.value()
 
 
 # --- evaluation on held-out arrays (numpy; float64 sums) ------------------------------------------
