@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real-file corpus, read-only folders, and writes killed half-way.
+"""Shared test fixtures: the real-file corpus, read-only folders, writes killed half-way, and the
+`kelly` command run in this process.
 
 The real-file corpus (real MIDI, audio and dataset metadata, kept outside the repository for
 licence reasons) is looked for in ``KELLY_REAL_CORPUS`` or else in ``real-corpus`` under the folder
@@ -112,3 +113,16 @@ def killed_write():
         return left.pop()
 
     return write
+
+
+@pytest.fixture
+def kelly_cli(capsys):
+    """`kelly ARGV` run in this process: kelly_cli(*argv) -> (exit code, stdout, stderr)."""
+    from kelly.cli import main
+
+    def run(*argv) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -524,15 +524,6 @@ def test_all_sources_stream_through_one_pool_and_a_crash_or_hang_stays_with_its_
 
 # --- where the cache goes, and a run stopped before any work: one clear line ------------------------
 
-def kelly_main(capsys, *argv: str) -> tuple[int, str, str]:
-    """`kelly ARGV` in this process: (exit code, stdout, stderr)."""
-    from kelly.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def the_one_error_line(err: str, command: str = "preprocess") -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"kelly {command}: error: "), err
@@ -549,19 +540,19 @@ def no_work(monkeypatch):
     monkeypatch.setattr("preprocess.datasets.load_source", forbidden)
 
 
-def test_a_cache_dir_that_is_a_file_is_one_line_before_any_work(midi_datasets, tmp_path, capsys, no_work):
+def test_a_cache_dir_that_is_a_file_is_one_line_before_any_work(midi_datasets, tmp_path, no_work, kelly_cli):
     regular = tmp_path / "FILE"
     regular.write_text("not a folder")
     for cache, fault in ((regular, "is a file, not a folder (--cache-dir)"),
                          (regular / "sub", f"cannot be created: {regular} is a file, not a folder (--cache-dir)")):
-        code, out, err = kelly_main(capsys, "preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
+        code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
                                     "--cache-dir", str(cache), "--quiet")
         assert code == 2 and out == "" and the_one_error_line(err) == f"{cache}: {fault}"
     assert regular.read_text() == "not a folder"
 
 
 @pytest.mark.parametrize("case", ["empty read-only folder", "complete read-only cache", "below a read-only folder"])
-def test_a_read_only_cache_dir_is_one_line_before_any_work(case, midi_datasets, reference, read_only, capsys, no_work):
+def test_a_read_only_cache_dir_is_one_line_before_any_work(case, midi_datasets, reference, read_only, no_work, kelly_cli):
     fault = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
     if case == "empty read-only folder":
         cache = read_only()
@@ -573,7 +564,7 @@ def test_a_read_only_cache_dir_is_one_line_before_any_work(case, midi_datasets, 
     else:
         cache = read_only() / "sub"
         expected = f"{cache}: cannot be created: {cache.parent}: {fault} (--cache-dir)"
-    code, out, err = kelly_main(capsys, "preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
+    code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", str(midi_datasets[0]),
                                 "--cache-dir", str(cache), "--quiet")
     assert code == 2 and out == "" and the_one_error_line(err) == expected
 

@@ -541,15 +541,6 @@ print(" ".join(sorted(sys.modules)))
 
 # --- where the outputs go: names, checks before the first epoch, temporaries of killed runs ---------
 
-def kelly_main(capsys, *argv) -> tuple[int, str, str]:
-    """`kelly ARGV` in this process: (exit code, stdout, stderr)."""
-    from kelly.cli import main
-
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def no_epoch(monkeypatch):
     """The test fails if training reads the cache or starts an epoch."""
@@ -560,7 +551,7 @@ def no_epoch(monkeypatch):
     monkeypatch.setattr("train.data.from_cache", forbidden)
 
 
-def test_an_output_that_is_a_file_is_one_line_before_the_first_epoch(tmp_path, capsys, no_epoch):
+def test_an_output_that_is_a_file_is_one_line_before_the_first_epoch(tmp_path, no_epoch, kelly_cli):
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     regular = tmp_path / "FILE"
     regular.write_text("not a folder")
@@ -570,41 +561,41 @@ def test_an_output_that_is_a_file_is_one_line_before_the_first_epoch(tmp_path, c
                           (regular / "sub", f"{regular}/sub: cannot be created: {regular} is a file, not a folder "
                                             "(--output)"),
                           (tmp_path / "run", f"{tmp_path}/run/checkpoints: is a file, not a folder (checkpoint folder)")):
-        code, out, err = kelly_main(capsys, "train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
+        code, out, err = kelly_cli("train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
                                     "-e", "1", "--no-progress", "-d", "cpu")
         assert (code, out, err) == (2, "", f"kelly train: error: {fault}\n")
 
 
-def test_a_read_only_output_is_one_line_before_the_first_epoch(tmp_path, read_only, capsys, no_epoch):
+def test_a_read_only_output_is_one_line_before_the_first_epoch(tmp_path, read_only, no_epoch, kelly_cli):
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     locked = read_only()
     fault = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
     for output, expected in ((locked, f"{locked}: cannot write into this folder: {fault} (--output)"),
                              (locked / "run", f"{locked}/run: cannot be created: {locked}: {fault} (--output)")):
-        code, out, err = kelly_main(capsys, "train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
+        code, out, err = kelly_cli("train", "--cache-dir", cache, "-o", output, "--models", "dynamics",
                                     "-e", "1", "--no-progress", "-d", "cpu")
         assert (code, out, err) == (2, "", f"kelly train: error: {expected}\n")
 
 
-def test_train_and_resume_remove_the_temporaries_killed_runs_left(tmp_path, capsys, killed_write):
+def test_train_and_resume_remove_the_temporaries_killed_runs_left(tmp_path, killed_write, kelly_cli):
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     run = tmp_path / "run"
     train = ("train", "--cache-dir", cache, "-o", run, "--models", "dynamics", "--no-progress", "-d", "cpu")
     history = killed_write(run / "history" / "dynamicsengine_history.json")
     other = killed_write(run / "plots" / "groovepredictor_loss.png")       # a network not trained this time
-    code, out, _ = kelly_main(capsys, *train, "-e", "2")
+    code, out, _ = kelly_cli(*train, "-e", "2")
     assert code == 0 and f"removed 2 temporary file(s) an interrupted run left under {run}" in out
     assert not history.exists() and not other.exists()
 
     checkpoint = killed_write(run / "checkpoints" / "dynamicsengine_latest.pt")   # killed saving epoch 3
     assert checkpoint.stat().st_size == 65536
-    code, out, _ = kelly_main(capsys, *train, "-e", "3", "--resume", "dynamicsengine")
+    code, out, _ = kelly_cli(*train, "-e", "3", "--resume", "dynamicsengine")
     assert code == 0 and "removed 1 temporary file(s)" in out and not checkpoint.exists()
     assert checkpoints.load_checkpoint(run / "checkpoints" / "dynamicsengine_latest.pt")["epoch"] == 3
     assert not list(run.rglob("*.tmp"))
 
 
-def test_outputs_carry_the_class_name_and_a_run_under_the_earlier_names_still_resumes(tmp_path, capsys):
+def test_outputs_carry_the_class_name_and_a_run_under_the_earlier_names_still_resumes(tmp_path, kelly_cli):
     from export.cli import export_networks
     from train.evaluate import evaluate
     from train.outputs import output_paths
@@ -612,7 +603,7 @@ def test_outputs_carry_the_class_name_and_a_run_under_the_earlier_names_still_re
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     run = tmp_path / "run"
     train = ("train", "--cache-dir", cache, "-o", run, "--models", "dynamics", "--no-progress", "-d", "cpu")
-    assert kelly_main(capsys, *train, "-e", "2")[0] == 0
+    assert kelly_cli(*train, "-e", "2")[0] == 0
     # the names the older guides document, as the exported file is named (dynamicsengine.json)
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == [
         "checkpoints/dynamicsengine_best.pt", "checkpoints/dynamicsengine_latest.pt",
@@ -628,7 +619,7 @@ def test_outputs_carry_the_class_name_and_a_run_under_the_earlier_names_still_re
     (path, verdict), = export_networks(run, tmp_path / "models", ["dynamics"])
     assert path.name == "dynamicsengine.json" and verdict.ok
 
-    code, out, _ = kelly_main(capsys, *train, "-e", "3", "--resume", "dynamics")
+    code, out, _ = kelly_cli(*train, "-e", "3", "--resume", "dynamics")
     assert code == 0 and f"renamed {run / 'checkpoints' / 'dynamics_latest.pt'} to dynamicsengine_latest.pt" in out
     assert checkpoints.load_checkpoint(run / "checkpoints" / "dynamicsengine_latest.pt")["epoch"] == 3
     assert [r["epoch"] for r in read_history_json(run / "history" / "dynamicsengine_history.json")] == [1, 2, 3]

@@ -118,15 +118,13 @@ def transpose_classes(chord_classes, semitones) -> np.ndarray:
     Classes 5 r + q go to 5 ((r + semitones) mod 12) + q; a diminished set 60 + r goes to
     60 + (r + semitones) mod 3 (the set is symmetric under minor thirds); N (63) stays N.
     """
-    from preprocess.features.spec import DIMINISHED_FIRST, NO_CHORD
-
     c = np.asarray(chord_classes, dtype=np.int64).ravel()
     s = np.broadcast_to(np.asarray(semitones, dtype=np.int64), c.shape)
     out = c.copy()
-    rooted = c < DIMINISHED_FIRST
+    rooted = c < spec.DIMINISHED_FIRST
     out[rooted] = 5 * ((c[rooted] // 5 + s[rooted]) % 12) + c[rooted] % 5
-    diminished = (c >= DIMINISHED_FIRST) & (c < NO_CHORD)
-    out[diminished] = DIMINISHED_FIRST + (c[diminished] - DIMINISHED_FIRST + s[diminished]) % 3
+    diminished = (c >= spec.DIMINISHED_FIRST) & (c < spec.NO_CHORD)
+    out[diminished] = spec.DIMINISHED_FIRST + (c[diminished] - spec.DIMINISHED_FIRST + s[diminished]) % 3
     return out
 
 
