@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from preprocess.cache import layout
 from preprocess.features import spec
 from train import descriptors
 
@@ -116,26 +117,21 @@ def model_outputs(model, embeddings: np.ndarray, *, seed: int = 0) -> np.ndarray
 
 
 def _harmony_chains(model, embeddings: np.ndarray, *, seed: int) -> np.ndarray:
-    from preprocess.features.spec import HARMONY_HISTORY_WEIGHTS as HISTORY_WEIGHTS
-
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     n_cells, n = len(embeddings), len(embeddings) * HARMONY_CHAINS
     context = np.zeros((n, spec.HARMONY_CONTEXT), dtype=np.float32)
     context[:, : spec.EMBEDDING_SIZE] = np.repeat(embeddings, HARMONY_CHAINS, axis=0)
-    chords = np.zeros((n, 0), dtype=np.int64)
+    previous = np.full((n, spec.HARMONY_HISTORY), spec.NO_PREVIOUS_CHORD, dtype=np.uint8)   # latest first
     total = np.zeros((n, spec.HARMONY_CLASSES))
     for _ in range(HARMONY_STEPS):
-        history = np.zeros((n, spec.HARMONY_CLASSES))
-        for j, weight in enumerate(HISTORY_WEIGHTS[: chords.shape[1]]):       # latest first
-            np.add.at(history, (np.arange(n), chords[:, -1 - j]), weight)
-        top = history.max(axis=1, keepdims=True)
-        context[:, spec.EMBEDDING_SIZE:] = np.divide(history, top, out=np.zeros_like(history), where=top > 0)
+        context[:, spec.EMBEDDING_SIZE:] = layout.decode_row_inputs("harmony", previous)
         probabilities = model(torch.as_tensor(context, device=device)).double().cpu().numpy()
         total += probabilities
         cumulative = np.cumsum(probabilities, axis=1)
         drawn = (cumulative < rng.random((n, 1)) * cumulative[:, -1:]).sum(axis=1)
-        chords = np.concatenate([chords, np.minimum(drawn, spec.HARMONY_CLASSES - 1)[:, None]], axis=1)
+        previous[:, 1:] = previous[:, :-1].copy()
+        previous[:, 0] = np.minimum(drawn, spec.HARMONY_CLASSES - 1)
     return (total / HARMONY_STEPS).reshape(n_cells, HARMONY_CHAINS, -1).mean(axis=1)
 
 
