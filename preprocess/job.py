@@ -116,11 +116,6 @@ def run_preprocess(
     return summary
 
 
-def preprocess_all(datasets_dir: str | Path, cache_dir: str | Path, **options) -> dict:
-    """`run_preprocess("all", ...)`: every source found under `datasets_dir`."""
-    return run_preprocess("all", datasets_dir=datasets_dir, cache_dir=cache_dir, **options)
-
-
 # --- the steps -------------------------------------------------------------------------------------
 
 def _fill_cache(manifest: Manifest, cache_dir: Path, wanted: list[str], read: dict, read_seconds: dict[str, float],

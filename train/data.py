@@ -280,7 +280,7 @@ class NetworkData:
         cache_key = (split, str(device))
         if cache_key in self._cached:
             return iter(self._cached[cache_key])
-        parts = (rows.take(rows.split == split) for rows in self.read_blocks())
+        parts = (rows.split_rows(split) for rows in self.read_blocks())
         made = (Samples.from_rows(part, self.sequence_length, device) for part in parts if len(part))
         if not self.in_memory:
             return prefetch(made)           # the next block is read and made while this one trains
@@ -294,7 +294,7 @@ class NetworkData:
 
     def rows(self, split: int) -> Rows:
         """All rows of one split in memory (evaluation; streamed caches are read block by block)."""
-        parts = [rows.take(rows.split == split) for rows in self.read_blocks()]
+        parts = [rows.split_rows(split) for rows in self.read_blocks()]
         parts = [p for p in parts if len(p)]
         if not parts:
             raise KellyError(f"{_at(self.source)}{self.key} has no {SPLIT_NAMES[split]} rows")

@@ -80,7 +80,7 @@ def training_input_stats(cache_dir: Path, network: str) -> dict | None:
     moments = InputMoments()
     try:
         for block in reader.iter_network_blocks(cache_dir, network):
-            moments.add_rows(block.take(block.split == 0))
+            moments.add_rows(block.split_rows("train"))
     except KellyError:
         return None
     if moments.count == 0:
