@@ -14,7 +14,7 @@ import argparse
 import glob
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features.spec import NETWORKS
 from train.config import NETWORK_NAMES
 
@@ -60,7 +60,7 @@ def export_networks(checkpoint_dir: str | Path, output: str | Path, keys=NETWORK
     from export.metadata import build_metadata
     from export.rtneural import file_name, model_to_rtneural, write_json
     from export.verify import verify_file
-    from kelly.files import check_output_dir, remove_stale_temporaries
+    from common.files import check_output_dir, remove_stale_temporaries
     from train.checkpoints import load_network
     from train.outputs import find_checkpoint
 

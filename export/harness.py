@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 BACKENDS = ("stl", "eigen")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 #: the activation names RTNeural's `createActivation` knows; "" (or no key) means none.
 #: Any other string makes it add a null layer, which crashes the plugin on the first forward().
@@ -136,7 +136,7 @@ def model_to_rtneural(model) -> dict:
 
 def write_json(document: dict, path: str | Path) -> Path:
     """Write an RTNeural document; strict JSON (no NaN/Infinity literals), compact weights.
-    Atomic (`kelly.files.write_text`): KellyError naming the file when it cannot be written."""
-    from kelly.files import write_text
+    Atomic (`common.files.write_text`): KellyError naming the file when it cannot be written."""
+    from common.files import write_text
 
     return write_text(path, json.dumps(document, allow_nan=False, separators=(",", ":")))

@@ -35,7 +35,7 @@ import numpy as np
 
 from export.reference import DenseLayer, LSTMLayer, ReferenceModel
 from export.rtneural import ACTIVATIONS
-from kelly.errors import KellyError
+from common.errors import KellyError
 from train.outputs import find_checkpoint  # noqa: F401  (checkpoint names are defined once, there)
 
 #: max |RTNeural - PyTorch| accepted on any output value (float32 arithmetic)

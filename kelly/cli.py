@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "use_synthetic", False):      # kelly train --use-synthetic: the sample cache first
+            from kelly.pipeline import make_sample_cache
+
+            args.cache_dir = make_sample_cache(args.output / "synthetic", progress=not args.no_progress)
         return int(args.func(args) or 0)
     except KellyError as exc:
         print(f"kelly {args.command}: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 SAMPLE_OUTPUT = Path("runs/sample")
 #: training settings the pipeline passes on to `kelly train` when given
@@ -67,7 +67,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
                  models: list[str] | None = None, progress: bool = True, train_settings: dict | None = None) -> dict:
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
     from export.cli import NETWORK_KEYS, export_networks
-    from kelly.files import check_output_dir
+    from common.files import check_output_dir
     from train.cli import format_summary as train_report, run_training
     from train.config import TrainOptions, network_key
     from train.evaluate import evaluate, format_table, write_report

@@ -93,7 +93,7 @@ def add_parsers(subparsers) -> None:
 
 
 def sample_data_command(args) -> int:
-    from kelly.files import check_output_dir
+    from common.files import check_output_dir
     from preprocess.sample_data import make_sample_data
 
     check_output_dir(args.dir, "sample-data DIR")
@@ -105,7 +105,7 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
-    from kelly.errors import KellyError
+    from common.errors import KellyError
     from preprocess.job import run_preprocess
 
     if args.failures:

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import MANIFEST_NAME, Manifest
 

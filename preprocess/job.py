@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from kelly.errors import KellyError
-from kelly.files import check_output_dir
+from common.errors import KellyError
+from common.files import check_output_dir
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import Manifest, current_feature_version
 from preprocess.cache.shards import ItemResult

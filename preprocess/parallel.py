@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 __all__ = ["Ok", "Failed", "isolated_map", "guarded_call", "IsolatedRunner", "start_workers", "stop_workers",
            "WorkerPool", "default_workers", "check_scheduler", "local_dask_cluster"]

@@ -83,7 +83,7 @@ def read_only(tmp_path):
 #: a process that starts an atomic write of its argument, writes 64 KiB, and is killed mid-write
 _KILLED_WRITE = """
 import os, signal, sys
-from kelly.files import atomic_write
+from common.files import atomic_write
 with atomic_write(sys.argv[1], "wb") as handle:
     handle.write(b"x" * 65536)
     handle.flush()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features import audio, spec
 from preprocess.features.audio import AudioError, audio_features, load_audio
 

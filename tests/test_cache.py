@@ -9,7 +9,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import layout, reader
 from preprocess.cache.manifest import DoneEntry, Manifest, file_hash
 from preprocess.cache.rows import ItemTable, Rows

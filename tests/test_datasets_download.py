@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from kelly.cli import main
 from preprocess.datasets import catalog, locate
 from preprocess.datasets.download import CHECKSUMS_FILE, DOWNLOADS_DIR, RECORD_FILE

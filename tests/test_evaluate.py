@@ -124,7 +124,7 @@ def test_kelly_evaluate_writes_the_report_for_every_trained_network(tmp_path, ca
 
 
 def test_evaluate_without_checkpoints_is_an_error(tmp_path):
-    from kelly.errors import KellyError
+    from common.errors import KellyError
 
     cache = write_toy_cache(tmp_path / "cache", keys=("dynamics",))
     with pytest.raises(KellyError, match="no best checkpoints"):

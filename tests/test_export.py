@@ -14,7 +14,7 @@ from export.metadata import build_metadata, midi_note_name
 from export.reference import ReferenceModel
 from export.rtneural import ExportError, file_name, model_to_rtneural
 from export.verify import PLUGIN_NETWORKS, TOLERANCE, pytorch_outputs, sample_inputs
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features import spec
 from train.checkpoints import FORMAT, save_checkpoint
 from train.models import NETWORKS, count_parameters

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from kelly.files import atomic_write, check_output_dir, remove_stale_temporaries, stale_temporaries, write_text
-from kelly.errors import KellyError
+from common.files import atomic_write, check_output_dir, remove_stale_temporaries, stale_temporaries, write_text
+from common.errors import KellyError
 
 
 def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path, killed_write):

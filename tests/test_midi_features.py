@@ -10,7 +10,7 @@ import pytest
 import symusic
 from symusic import ControlChange, Note, Score, Tempo, TimeSignature, Track
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features import spec
 from preprocess.features.dynamics import dynamics_windows
 from preprocess.features.groove import fill_label, groove_windows, map_drum_hits

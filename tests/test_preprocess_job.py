@@ -15,7 +15,7 @@ import pretty_midi
 import pytest
 import soundfile
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import reader
 from preprocess.cache.manifest import Manifest
 from preprocess.cache.stats import input_stats

@@ -11,7 +11,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets import (
     READERS,
     assign_split,

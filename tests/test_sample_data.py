@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import symusic
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features.spec import GROOVE_PITCH_TO_CLASS
 from preprocess.sample_data import MARKER, deam, groove, harmony, lakh, maestro, make_sample_data
 from preprocess.sample_data import music

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.features import spec
@@ -529,7 +529,7 @@ print(" ".join(sorted(sys.modules)))
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     modules = set(done.stdout.splitlines()[-1].split())
-    allowed = {"preprocess", "kelly.errors", "preprocess.features", "preprocess.features.spec",
+    allowed = {"preprocess", "common.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
                "preprocess.cache.stats",             # the input statistics the reader serves

@@ -3,7 +3,7 @@
 `<output>/checkpoints/<classname>_latest.pt` is written after every epoch (for --resume) and
 `<classname>_best.pt` whenever validation improves (for export and evaluation); the names are
 `train.outputs`'. Each is written to a temporary file beside it and moved into place
-(`kelly.files.atomic_write`), so a crash never leaves half a checkpoint, and the next run removes
+(`common.files.atomic_write`), so a crash never leaves half a checkpoint, and the next run removes
 the temporary a killed one left.
 
 A checkpoint is a dict loadable with `torch.load(weights_only=True)` (no pickled code):
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kelly.files import atomic_write
-from kelly.errors import KellyError
+from common.files import atomic_write
+from common.errors import KellyError
 from preprocess.features.spec import FEATURE_VERSION
 from train.outputs import checkpoint_path, find_checkpoint  # noqa: F401  (the names, defined once there)
 

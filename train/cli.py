@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from train.config import DEVICES, LR_SCHEDULES, NETWORK_NAMES, NetworkConfig, TrainOptions
 
 _DEFAULTS = NetworkConfig()
@@ -95,7 +95,7 @@ def add_parsers(subparsers) -> None:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(
         cache_dir=args.cache_dir, output=args.output, models=args.models, resume=args.resume,
-        config_file=args.config_file, use_synthetic=args.use_synthetic, write_history=not args.no_history,
+        config_file=args.config_file, write_history=not args.no_history,
         write_plots=not args.no_plots, progress=not args.no_progress, max_steps=args.max_steps,
         overrides={name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None},
     )
@@ -108,7 +108,7 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_evaluate(args: argparse.Namespace) -> int:
-    from kelly.files import check_output_dir
+    from common.files import check_output_dir
     from train.evaluate import evaluate, format_table, write_report
     from train.response import MIN_GRID_SIZE
 
@@ -139,10 +139,6 @@ def run_training(options: TrainOptions | dict) -> dict:
         keys = keys if options.resume == "all" else [k for k in keys if k in resumed] or sorted(resumed)
     prepare_output(options.output, resumed, history=options.write_history, plots=options.write_plots)
     cache_dir = Path(options.cache_dir)
-    if options.use_synthetic:
-        from kelly.pipeline import make_sample_cache
-
-        cache_dir = make_sample_cache(Path(options.output) / "synthetic", progress=options.progress)
 
     from preprocess.cache import reader
     from train import data as train_data

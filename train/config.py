@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features.spec import NETWORKS, SOURCES
 
 #: cache key -> plugin class name (train.models.NETWORKS holds the classes; this needs no torch import)
@@ -86,7 +86,6 @@ class TrainOptions:
     models: list[str] | None = None          # keys or class names; None = all five
     resume: str | None = None                # a network name, or "all"
     config_file: Path | None = None
-    use_synthetic: bool = False
     write_history: bool = True
     write_plots: bool = True
     progress: bool = True

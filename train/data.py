@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.rows import ItemTable, Rows
 from preprocess.cache.stats import InputMoments, floor_std

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features import spec
 from train import metrics
 from train.data import SPLIT_NAMES, TEST, TRAIN, VALIDATION, NetworkData, Rows
@@ -246,7 +246,7 @@ def format_table(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | Path) -> Path:
-    from kelly.files import write_text
+    from common.files import write_text
 
     return write_text(path, json.dumps(_jsonable(report), indent=1))
 

@@ -7,7 +7,7 @@ over the same, lr the learning rate the epoch ran with, seconds its wall time (v
 checkpoints included). The JSON also names the network, its loss and metric and the baseline; the
 CSV holds the rows alone, with full float precision, so both read back equal.
 matplotlib (Agg) and pandas are imported only when writing. Every file is written atomically
-(`kelly.files`), so a reader never sees half of one.
+(`common.files`), so a reader never sees half of one.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from kelly.files import atomic_write, write_text
+from common.files import atomic_write, write_text
 from train.outputs import history_paths, plot_paths  # noqa: F401  (the names, defined once there)
 
 COLUMNS = ("epoch", "train_loss", "val_loss", "train_metric", "val_metric", "lr", "seconds")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features.spec import FEATURE_VERSION
 from train import checkpoints
 from train.config import NetworkConfig

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kelly.errors import KellyError
-from kelly.files import check_output_dir, remove_stale_temporaries
+from common.errors import KellyError
+from common.files import check_output_dir, remove_stale_temporaries
 from train.config import NETWORK_NAMES
 
 CHECKPOINTS, HISTORY, PLOTS = "checkpoints", "history", "plots"

@@ -180,7 +180,7 @@ def held_out_rows(data):
     parts = [rows.take(rows.split != 0) for rows in data.read_blocks()]
     parts = [p for p in parts if len(p)]
     if not parts:
-        from kelly.errors import KellyError
+        from common.errors import KellyError
 
         raise KellyError(f"{data.source + ': ' if data.source else ''}{data.key} has no held-out (validation or "
                          "test) rows to compare the emotion response with")
@@ -332,8 +332,8 @@ def _grid_list(values: np.ndarray, size: int) -> list[list[float | None]]:
 # --- plots ----------------------------------------------------------------------------------------
 
 def _save(fig, path: Path) -> Path:
-    """Write a figure atomically (kelly.files.atomic_write)."""
-    from kelly.files import atomic_write
+    """Write a figure atomically (common.files.atomic_write)."""
+    from common.files import atomic_write
 
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
 from preprocess.features import spec
 

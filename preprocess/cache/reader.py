@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.manifest import (
     LABEL_SOURCE_CODES,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.cache import reader
 from preprocess.cache.manifest import current_feature_version
 from preprocess.cache.rows import Rows

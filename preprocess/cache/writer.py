@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kelly.files import FolderLock
+from common.locks import FolderLock
 from preprocess.cache.manifest import DoneEntry, Manifest, current_feature_version
 from preprocess.cache.shards import (
     ItemResult,

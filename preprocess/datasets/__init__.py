@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,

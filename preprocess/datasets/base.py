@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features.spec import LABEL_ANNOTATED, LABEL_PROXY, SPLITS, split_fraction
 
 

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 CATALOG_ENV = "KELLY_DATASETS_CATALOG"
 MiB = 2**20

@@ -95,7 +95,7 @@ def found(datasets_dir: Path, name: str) -> list[str]:
     metadata lists that are missing (one line each)."""
     from preprocess.datasets import READERS, locate
     from preprocess.datasets.base import MIDI_EXTENSIONS, iter_files, missing_lines
-    from kelly.errors import KellyError
+    from common.errors import KellyError
 
     if not datasets_dir.is_dir():
         return ["nothing: the datasets folder does not exist"]
@@ -125,7 +125,7 @@ def _published(archive: catalog.Archive) -> str:
 def report(datasets_dir: Path, table: dict[str, catalog.Source]) -> str:
     """The text of `kelly datasets list`."""
     from preprocess.datasets.download import installed
-    from kelly.errors import KellyError
+    from common.errors import KellyError
 
     datasets_dir = Path(datasets_dir)
     lines = [f"datasets for {datasets_dir}/ (licences differ and several are non-commercial: read them before use)"]

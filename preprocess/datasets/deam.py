@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets.base import (
     AUDIO_EXTENSIONS,
     LABEL_ANNOTATED,

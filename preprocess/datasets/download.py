@@ -46,8 +46,8 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Callable
 
-from kelly.errors import KellyError
-from kelly.files import FolderLock
+from common.errors import KellyError
+from common.locks import FolderLock
 from preprocess.datasets import catalog
 from preprocess.datasets.catalog import Archive, Subset, human_size
 

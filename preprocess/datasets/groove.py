@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,

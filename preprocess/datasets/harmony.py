@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,

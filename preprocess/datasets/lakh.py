@@ -19,7 +19,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.datasets.base import (
     LABEL_ANNOTATED,
     LABEL_PROXY,

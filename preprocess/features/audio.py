@@ -32,7 +32,7 @@ import scipy.fft
 import soundfile
 import soxr
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 from preprocess.features import spec
 
 SAMPLE_RATE: int = spec.AUDIO["sample_rate"]

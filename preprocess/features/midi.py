@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 #: files whose largest tick is above this are treated as corrupt (pretty_midi's own limit)
 MAX_TICK = 10_000_000

@@ -22,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 from .broken import WriteReport
 

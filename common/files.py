@@ -1,12 +1,10 @@
-"""The files kelly-ml writes: output folders checked before any work, one writer per folder, atomic
+"""The files kelly-ml writes: output folders checked before any work, atomic
 writes, and their temporaries removed by the next run.
 
     check_output_dir(args.output, "--output")       # KellyError naming the path and the fault
     with atomic_write(path, "wb") as f: torch.save(state, f)
     write_text(path, text)
     remove_stale_temporaries(folder)                 # at the start of a run that writes into folder
-    with FolderLock(cache_dir, ".lock", writes="the cache", busy="another `kelly preprocess` is writing this cache"):
-        ...                                          # one writer at a time per folder
 
 An atomic write goes to ``.<name>.<pid>-<random>.tmp`` beside its target and is renamed into
 place, so that no reader ever sees half a file. A run killed in the middle of a write leaves that
@@ -26,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from kelly.errors import KellyError
+from common.errors import KellyError
 
 TMP_SUFFIX = ".tmp"
 #: a temporary made by `atomic_write`: ".<target name>.<writer pid>-<random>.tmp"
@@ -182,43 +180,3 @@ def remove_stale_temporaries(folder: str | Path, *, targets: Iterable[str] | Non
             raise KellyError(f"{path}: cannot remove this leftover temporary file: {describe_os_error(exc)}") from None
         removed.append(path)
     return removed
-
-
-class FolderLock:
-    """An exclusive lock on a folder while one command writes into it: a second command wanting the
-    same folder stops at once with a KellyError. The lock is the OS's (``flock`` on the file
-    `name` in `folder`), so a killed holder releases it; without ``fcntl`` (Windows) one writer at a
-    time is up to the user.
-
-    writes: what the folder holds, for the message when the lock file cannot be made ("the cache");
-    busy: the message when another process holds the lock; what: the setting that names the folder.
-    """
-
-    def __init__(self, folder: str | Path, name: str, *, writes: str, busy: str, what: str = "output folder"):
-        self.path = Path(folder) / name
-        self.writes, self.busy, self.what = writes, busy, what
-        self.handle = None
-
-    def __enter__(self) -> "FolderLock":
-        make_dir(self.path.parent, self.what)
-        try:
-            self.handle = open(self.path, "a+")
-        except OSError as exc:
-            raise KellyError(f"{self.path.parent}: cannot write {self.writes} here: {describe_os_error(exc)} "
-                             f"(opening its lock file {self.path.name})") from None
-        try:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:
-            pass
-        except OSError:
-            self.handle.close()
-            self.handle = None
-            raise KellyError(f"{self.path.parent}: {self.busy}") from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
