@@ -7,7 +7,9 @@ writes, and their temporaries removed by the next run.
     remove_stale_temporaries(folder)                 # at the start of a run that writes into folder
 
 An atomic write goes to ``.<name>.<pid>-<random>.tmp`` beside its target and is renamed into
-place, so that no reader ever sees half a file. A run killed in the middle of a write leaves that
+place, so that no reader ever sees half a file. The file gets the mode a plain ``open()`` would
+give it (0o666 less the umask: 0644 under the usual 022), so that a plugin or a build step running
+as another user can read what kelly-ml writes. A run killed in the middle of a write leaves that
 temporary behind; the next write of the same file removes it, and so does the next run writing
 into that folder (`remove_stale_temporaries` at its start). A temporary whose writer process is
 still running (another run writing into the same folder) is left alone. An ``OSError`` while
@@ -29,6 +31,20 @@ from common.errors import KellyError
 TMP_SUFFIX = ".tmp"
 #: a temporary made by `atomic_write`: ".<target name>.<writer pid>-<random>.tmp"
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS says it (Linux /proc), else set
+    and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -101,6 +117,8 @@ def atomic_write(path: str | Path, mode: str = "w", **open_args) -> Iterator[IO]
         raise KellyError(f"{path}: cannot write: {describe_os_error(exc)}") from None
     try:
         with os.fdopen(fd, mode, **open_args) as handle:
+            if hasattr(os, "fchmod"):    # mkstemp makes the file owner-only (0600) whatever the umask says
+                os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             yield handle
         os.replace(tmp, path)
     except OSError as exc:

@@ -75,3 +75,38 @@ def test_output_folder_faults_name_the_path_and_the_fault(tmp_path, read_only):
     fails_with(f"{locked}: cannot write into this folder: {fault} (--cache-dir)", check_output_dir, locked, "--cache-dir")
     fails_with(f"{locked}/sub: cannot be created: {locked}: {fault} (--output)", check_output_dir, locked / "sub", "--output")
     fails_with(f"{locked}/x.json: cannot write: {fault}", write_text, locked / "x.json", "{}")
+
+
+@pytest.fixture
+def umask():
+    """A function setting this process's umask for the test; the old one is restored after it."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_an_atomic_write_gets_the_mode_the_umask_gives_as_a_plain_open_would(tmp_path, umask, mask, mode):
+    umask(mask)
+    written = write_text(tmp_path / "models" / "emotionrecognizer.json", "{}")
+    with atomic_write(tmp_path / "checkpoints" / "emotionrecognizer_best.pt", "wb") as handle:
+        handle.write(b"\0" * 16)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    for path in (written, tmp_path / "checkpoints" / "emotionrecognizer_best.pt"):
+        assert path.stat().st_mode & 0o777 == mode == plain.stat().st_mode & 0o777, path
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_cache_shards_and_the_manifest_get_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
+    from preprocess.cache.manifest import Manifest
+    from preprocess.cache.shards import ItemResult, write_shard
+
+    umask(mask)
+    write_shard(tmp_path, "groove/shard-0001.h5", [ItemResult(
+        source="groove", item_id="a", split="train", content_hash="0" * 16, label_source="proxy",
+        valence=0.1, arousal=-0.2, source_path="a.mid", samples={})], "test-version")
+    Manifest.open(tmp_path, create=True).close()
+    for path in (tmp_path / "groove" / "shard-0001.h5", tmp_path / "manifest.sqlite"):
+        assert path.stat().st_mode & 0o777 == mode, path

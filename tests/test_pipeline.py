@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -20,15 +22,15 @@ NETWORK_FILES = ("emotionrecognizer.json", "melodytransformer.json", "harmonypre
                  "dynamicsengine.json", "groovepredictor.json")
 
 
-def kelly(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def kelly(*args: str, cwd=None, umask: int | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kelly", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=900)
+                          timeout=1700, preexec_fn=None if umask is None else (lambda: os.umask(umask)))
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("pipeline") / "run"
-    done = kelly("pipeline", "--sample", "--output", str(output), "--no-progress")
+    done = kelly("pipeline", "--sample", "--output", str(output), "--no-progress", umask=0o022)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return output, done
 
@@ -48,6 +50,24 @@ def test_pipeline_writes_every_stage_output(pipeline_run):
     assert (output / "cache" / "manifest.sqlite").is_file()
     assert not list(output.rglob("*.tmp"))
     assert "every one verified" in done.stdout
+
+
+def test_every_file_the_pipeline_writes_gets_the_mode_the_umask_gives(pipeline_run):
+    """Run under umask 022: sample data, cache shards, manifest, checkpoints, history, plots and
+    exports are 0644 and folders 0755, as a plain open() and mkdir() give, so that a plugin or a
+    build step running as another user can read them."""
+    output, _ = pipeline_run
+    kinds = {"datasets": 0, "cache": 0, "checkpoints": 0, "history": 0, "plots": 0, "models": 0}
+    for path in output.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o755, path
+            continue
+        assert mode == 0o644, (path, oct(mode))
+        top = path.relative_to(output).parts[0]
+        kinds[top] = kinds.get(top, 0) + 1
+    assert all(kinds.values()), kinds
+    assert (output / "evaluation.json").is_file()
 
 
 #: what the preprocess job records for each kind of deliberately broken sample file (the fault's

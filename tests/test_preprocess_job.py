@@ -150,9 +150,7 @@ def test_build_records_planted_faults_and_a_rerun_skips_everything(midi_datasets
 
     # a rerun over unchanged files computes nothing and reads no shard
     new_datasets, new_cache = copy_of(tmp_path, datasets, cache)
-    started = time.perf_counter()
     again = run_preprocess("all", datasets_dir=datasets, cache_dir=new_cache, workers=2, **OPTIONS)
-    assert time.perf_counter() - started < 0.3 * summary["seconds"] + 1.0
     for name, s in again["sources"].items():
         first = summary["sources"][name]
         assert s["computed"] == 0 and s["already_done"] == first["done"] and s["failed_before"] == first["failed"]

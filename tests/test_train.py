@@ -474,7 +474,8 @@ def test_run_training_trains_each_network_and_reports_failures(tmp_path, capsys)
         assert entry["epochs"] == 3 and entry["val_loss"] < entry["baseline_loss"]
         assert (checkpoints.checkpoint_path(tmp_path / "run", key, "best")).is_file()
         assert all(p.is_file() for p in (*history_paths(tmp_path / "run", key), *plot_paths(tmp_path / "run", key)))
-    assert 0 < summary["first_batch_seconds"] < 600
+    # the first batch is timed from run_training's own start, and the process started before that
+    assert 0 < summary["first_batch_seconds"] <= summary["first_batch_after_process_start_seconds"]
     table = format_summary(summary)
     assert "DynamicsEngine" in table and "FAILED" in table
 

@@ -127,6 +127,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
 
 def run_training(options: TrainOptions | dict) -> dict:
     """Train the networks `options` names; a summary dict (see `format_summary`) per network."""
+    run_started = time.time()          # first_batch_seconds counts from here
     if isinstance(options, dict):
         options = TrainOptions(**options)
     from train.config import load_config_file, resolve
@@ -168,8 +169,10 @@ def run_training(options: TrainOptions | dict) -> dict:
             summary["networks"][key] = dict(entry, error=str(exc))
             continue
         if result.first_batch_at is not None and "first_batch_seconds" not in summary:
-            summary["first_batch_seconds"] = seconds_since_start(result.first_batch_at)
-            print(f"first batch {summary['first_batch_seconds']:.2f} s after the process started", flush=True)
+            summary["first_batch_seconds"] = result.first_batch_at - run_started
+            summary["first_batch_after_process_start_seconds"] = seconds_since_start(result.first_batch_at)
+            print(f"first batch {summary['first_batch_seconds']:.2f} s into the run "
+                  f"({summary['first_batch_after_process_start_seconds']:.2f} s after the process started)", flush=True)
         if options.write_plots and result.history:
             from train.history import plot_history
             from train.metrics import LOSS
