@@ -369,13 +369,13 @@ def test_an_archive_entry_escaping_the_destination_refuses_the_archive(sample, a
 
 KILL_SCRIPT = """
 import sys, time
-from preprocess.datasets import download
-write = download._write_member
+from preprocess.datasets import archives
+write = archives._write_member
 def slow(root, member, stream):
     write(root, member, stream)
     print("wrote", member.path, flush=True)
     time.sleep(0.2)
-download._write_member = slow
+archives._write_member = slow
 from kelly.cli import main
 sys.exit(main(sys.argv[1:]))
 """
