@@ -503,7 +503,8 @@ def test_the_table_names_official_addresses_and_every_override_is_checked(tmp_pa
     table = catalog.sources()
     urls = [a.url for s in table.values() for sub in s.subsets for a in sub.archives]
     assert all(u.startswith(("https://storage.googleapis.com/magentadata/", "http://hog.ee.columbia.edu/craffel/lmd/",
-                             "https://cvml.unige.ch/databases/DEAM/")) for u in urls)
+                             "https://cvml.unige.ch/databases/DEAM/", "https://zenodo.org/records/5090631/"))
+               for u in urls)
     assert all(u.rsplit("/", 1)[1] == a.file_name for s in table.values() for sub in s.subsets for a in sub.archives
                for u in [a.url])
     assert [sub.key for sub in catalog.select(table, ["maestro", "lakh"], None)] == ["maestro/midi", "lakh/lmd_full"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from common.errors import KellyError
+from common.files import check_output_dir, describe_os_error, make_dir
 from common.locks import FolderLock
 from preprocess.datasets import catalog
 from preprocess.datasets.archives import inspect_archive, unpack
@@ -310,14 +311,23 @@ def download(names: list[str], datasets_dir: Path | str, *, subsets: list[str] |
              keep_archives: bool = False, retries: int = 3, timeout: float = 60.0, progress: bool = True,
              say: Callable[[str], None] = print) -> list[Installed]:
     """Install the default subsets of `names` (or `subsets`) under `datasets_dir`, one after the other."""
-    table = catalog.sources(catalog.read_overrides(catalog_file))
+    table = catalog.load(catalog_file)
     if names == ["all"]:
         names = [name for name, source in table.items() if source.subsets]
     chosen = catalog.select(table, names, subsets)
     datasets_dir = Path(datasets_dir)
-    if datasets_dir.exists() and not datasets_dir.is_dir():
-        raise KellyError(f"{datasets_dir}: exists and is not a folder")
-    datasets_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(datasets_dir, "--datasets-dir")       # a file on the way, a read-only folder: one line
+    make_dir(datasets_dir, "--datasets-dir")
+    try:
+        return _download_all(chosen, datasets_dir, table, mirror=mirror, force=force, keep_archives=keep_archives,
+                             retries=retries, timeout=timeout, progress=progress, say=say)
+    except OSError as exc:                  # the disk filled up, a folder turned read-only, ... while writing
+        where = exc.filename or datasets_dir
+        raise KellyError(f"{where}: cannot write the download: {describe_os_error(exc)}") from None
+
+
+def _download_all(chosen: list[Subset], datasets_dir: Path, table: dict, *, mirror, force, keep_archives, retries,
+                  timeout, progress, say) -> list[Installed]:
     results = []
     with download_lock(datasets_dir):
         for folder in {datasets_dir, *((datasets_dir / s.dest).parent for s in chosen)}:
