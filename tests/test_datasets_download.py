@@ -611,6 +611,8 @@ def test_a_datasets_folder_that_cannot_be_made_is_one_line(tmp_path, kelly_cli, 
     assert f"{blocker / 'ds'}: cannot be created: {blocker} is a file, not a folder (--datasets-dir)" in err
     code, _, err = kelly_cli("datasets", "list", "--datasets-dir", blocker)
     assert code == 2 and f"{blocker}: is a file, not a folder (--datasets-dir)" in err
+    code, _, err = kelly_cli("datasets", "list", "--datasets-dir", blocker / "ds")
+    assert code == 2 and f"{blocker / 'ds'}: cannot exist: {blocker} is a file, not a folder" in err
     locked = read_only()
     code, _, err = kelly_cli("datasets", "download", "groove", "--datasets-dir", locked / "ds", "--quiet")
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(locked) in err

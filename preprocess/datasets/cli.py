@@ -87,8 +87,13 @@ def download_command(args) -> int:
 def list_command(args) -> int:
     from common.errors import KellyError
 
-    if args.datasets_dir.exists() and not args.datasets_dir.is_dir():
-        raise KellyError(f"{args.datasets_dir}: is a file, not a folder (--datasets-dir)")
+    for folder in (args.datasets_dir, *args.datasets_dir.parents):     # a file where a folder should be
+        if folder.exists():
+            if not folder.is_dir():
+                raise KellyError(f"{args.datasets_dir}: is a file, not a folder (--datasets-dir)"
+                                 if folder == args.datasets_dir else
+                                 f"{args.datasets_dir}: cannot exist: {folder} is a file, not a folder (--datasets-dir)")
+            break
     table = catalog.load(args.catalog)
     print(report(args.datasets_dir, table))
     return 0
