@@ -852,3 +852,20 @@ def test_a_deam_clip_whose_name_is_not_a_song_id_is_listed_as_unused(tmp_path):
     assert unused["audio whose label is empty in the static annotations"] == ["DEAM_audio/MEMD_audio/4.mp3"]
     assert unused["audio without a label in the static annotations"] == ["DEAM_audio/MEMD_audio/5.mp3"]
     assert unused["annotations or features this reader does not use"] == ["DEAM_Annotations/annotations/README.txt"]
+
+
+def test_files_beside_the_chord_progressions_are_listed_as_unused(tmp_path):
+    root = tmp_path / "harmony"
+    root.mkdir()
+    (root / "chord_progressions.json").write_text(json.dumps(PROGRESSIONS))
+    (root / "drafts.json").write_text(json.dumps(PROGRESSIONS[:1]))
+    (root / "emotion_labels.json").write_text("{}")
+    (root / "notes.txt").write_text("ii-V-I in three keys\n")
+    result = harmony.load(root)
+    assert len(result.items) == len(PROGRESSIONS)
+    assert result.unused == {
+        "JSON not read: chord_progressions.json is present, and then only it is read": ["drafts.json"],
+        "another source's label file": ["emotion_labels.json"],
+        "not chord-progression JSON (only *.json at the top of the folder are read)": ["notes.txt"],
+    }
+    assert accounted(result, set()) == all_files(root)

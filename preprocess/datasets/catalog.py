@@ -16,7 +16,9 @@ or the environment variable KELLY_DATASETS_CATALOG:
 
 Each archive's fields (url, size, md5, sha256) replace the table's; giving either checksum replaces
 both published ones (an override is a different file, or the same file vouched for by its provider).
-Sizes are in bytes.
+Sizes are in bytes. Every field is checked (`sources`), and a wrong one is a KellyError naming the
+file, the entry, the field and what it should be: url a text address (http, https, ftp or file),
+size and extracted_size whole numbers >= 0 or null, md5 32 and sha256 64 hexadecimal digits or null.
 """
 from __future__ import annotations
 
