@@ -541,7 +541,7 @@ def test_emopia_comes_from_its_zenodo_record_with_its_checksum_and_licence(sampl
         names = [f"Q{q}_0vLPYiPN7q{q}_0.mid" for q in range(1, len(pianos) + 1)]
         for name, path in zip(names, pianos):
             zf.write(path, f"EMOPIA_1.0/midis/{name}")
-        zf.writestr("EMOPIA_1.0/label.csv", "ID,4Q\n" + "".join(f"{n[:-4]},{n[1]}\n" for n in names))
+        zf.writestr("EMOPIA_1.0/label.csv", "ID,4Q,annotator\n" + "".join(f"{n[:-4]},{n[1]},a\n" for n in names))
     data = buffer.getvalue()
     server = ArchiveServer({"EMOPIA_1.0.zip": data})
     try:
@@ -554,14 +554,14 @@ def test_emopia_comes_from_its_zenodo_record_with_its_checksum_and_licence(sampl
         out = capsys.readouterr().out
         assert "licence: CC BY-NC-SA 4.0" in out and "md5 as published" in out
         assert sorted(p.name for p in (datasets / "emopia" / "midis").iterdir()) == sorted(names)
-        assert (datasets / "emopia" / "label.csv").read_text().startswith("ID,4Q\n")
+        assert (datasets / "emopia" / "label.csv").read_text().startswith("ID,4Q,annotator\n")
         assert kelly("datasets", "download", "emopia", "--datasets-dir", datasets, "--catalog", override,
                      "--quiet") == 0
         assert "present, verified" in capsys.readouterr().out and len(server.requests) == 1
         assert kelly("datasets", "list", "--datasets-dir", datasets, "--catalog", override) == 0
         listing = capsys.readouterr().out
         assert "emopia: EMOPIA 1.0" in listing and "EMOPIA_1.0.zip (5.2 MiB, md5 published)" in listing
-        assert f"-> {datasets / 'emopia'}/ (emopia-zenodo): present, verified" in listing
+        assert f"-> {datasets / 'emopia'}/ (emopia-release): present, verified" in listing
     finally:
         server.close()
 

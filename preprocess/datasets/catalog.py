@@ -227,7 +227,7 @@ SOURCES: tuple[Source, ...] = (
         subsets=(
             Subset(
                 source="emopia", name="midi", title="the MIDI clips (midis/), label.csv and the song metadata",
-                dest="emopia", layout="emopia-zenodo",
+                dest="emopia", layout="emopia-release",
                 # Zenodo record 5090631 (EMOPIA_1.0.zip, 10.5281/zenodo.5090631); the archive holds one
                 # folder EMOPIA_1.0/ whose contents (midis/Q{n}_{youtube id}_{clip}.mid, label.csv, ...)
                 # are installed into emopia/. md5: the one Zenodo's record lists for the file, as a public
