@@ -87,7 +87,7 @@ def missing_lines(summary: dict[str, dict]) -> list[str]:
 
 def unused_lines(summary: dict[str, dict]) -> list[str]:
     """One line per reason of a `ReadResult.unused_summary()`, most files first:
-    "not used: 2 not listed in info.csv; first: drummer1/extra.mid"."""
+    "not used: 2 MIDI not listed in info.csv; first: drummer1/extra.mid"."""
     lines = []
     for why, info in sorted(summary.items(), key=lambda kv: (-kv[1]["count"], kv[0])):
         first = f"; first: {info['first'][0]}" if info.get("first") else ""
