@@ -37,7 +37,8 @@ READERS = {name: importlib.import_module(f"preprocess.datasets.{name}") for name
 LAYOUT_SOURCES = {layout: name for name, module in READERS.items() for layout in module.LAYOUTS}
 
 __all__ = ["READERS", "LAYOUT_SOURCES", "find_source", "load_source", "available_sources", "describe",
-           "Item", "ReadResult", "assign_split", "missing_lines", "unused_lines", "SPLITS", "LABEL_ANNOTATED", "LABEL_PROXY"]
+           "Item", "ReadResult", "assign_split", "missing_lines", "unused_lines", "SPLITS",
+           "LABEL_ANNOTATED", "LABEL_PROXY"]
 
 
 def _reader(name: str):

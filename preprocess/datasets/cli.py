@@ -90,9 +90,8 @@ def list_command(args) -> int:
     for folder in (args.datasets_dir, *args.datasets_dir.parents):     # a file where a folder should be
         if folder.exists():
             if not folder.is_dir():
-                raise KellyError(f"{args.datasets_dir}: is a file, not a folder (--datasets-dir)"
-                                 if folder == args.datasets_dir else
-                                 f"{args.datasets_dir}: cannot exist: {folder} is a file, not a folder (--datasets-dir)")
+                fault = "is a file" if folder == args.datasets_dir else f"cannot exist: {folder} is a file"
+                raise KellyError(f"{args.datasets_dir}: {fault}, not a folder (--datasets-dir)")
             break
     table = catalog.load(args.catalog)
     print(report(args.datasets_dir, table))
