@@ -159,7 +159,7 @@ def format_failures(cache_dir: str | Path, source: str | None = None) -> str:
 def format_summary(summary: dict) -> str:
     """The summary `preprocess.job.run_preprocess` returns, as the lines `kelly preprocess` prints."""
     from preprocess.cache.layout import SHARD_FORMAT
-    from preprocess.datasets.base import missing_lines
+    from preprocess.datasets.base import missing_lines, unused_lines
 
     lines = [f"preprocess: {len(summary['sources'])} source(s) in {summary['seconds']:.1f} s "
              f"-> {summary['cache_dir']} (feature version {summary['feature_version']})"]
@@ -182,6 +182,7 @@ def format_summary(summary: dict) -> str:
                      f"({s['done']:,} done, {s['failed']:,} failed) in {s['seconds']:.1f} s ({rate:.1f} files/s)"
                      + (f"; {'; '.join(extra)}" if extra else ""))
         lines += [f"  {'':<8} {line}" for line in missing_lines(s.get("missing", {}))]
+        lines += [f"  {'':<8} {line}" for line in unused_lines(s.get("unused", {}))]
     if summary["not_found"]:
         lines.append(f"  not found under {summary['datasets_dir']}: {', '.join(summary['not_found'])}")
     lines.append("samples in the cache (train / validation / test):")

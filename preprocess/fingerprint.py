@@ -29,6 +29,7 @@ def source_fingerprint(datasets_dir: Path, source: str, settings: dict) -> str |
     """A digest of everything a source's reader and extraction see: the relative path, size and
     mtime of every file under the source's root, and the settings. None when no root is found."""
     from preprocess.datasets import locate
+    from preprocess.datasets.tree import walk_tree
 
     try:
         root, found_layout = locate(datasets_dir, source, settings["layout"])
@@ -37,16 +38,14 @@ def source_fingerprint(datasets_dir: Path, source: str, settings: dict) -> str |
     digest = hashlib.sha1(json.dumps([source, found_layout, str(Path(root).resolve()), settings],
                                      sort_keys=True).encode("utf-8"))
 
-    def walk(directory: str, prefix: str) -> None:
-        with os.scandir(directory) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                if entry.is_dir(follow_symlinks=True):
-                    walk(entry.path, f"{prefix}{entry.name}/")
-                elif entry.is_file(follow_symlinks=True):
-                    st = entry.stat()
-                    digest.update(f"{prefix}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-
-    walk(str(root), "")
+    # the readers' own walk: each folder once (a link loop is named, not followed), hidden entries named
+    for relative, absolute, reason in walk_tree(root):
+        if reason is None:
+            st = os.stat(absolute)
+            line = f"{relative}\0{st.st_size}\0{st.st_mtime_ns}\n"
+        else:
+            line = f"{relative}\0{reason}\n"
+        digest.update(line.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -76,7 +75,8 @@ def remember_fingerprint(manifest: Manifest, source: str, fingerprint: str | Non
     manifest.set_meta(FINGERPRINT_KEY + source, json.dumps({
         "fingerprint": fingerprint, "layout": summary["layout"], "root": summary["root"],
         "items": summary["items"], "duplicates": summary["duplicates"],
-        "reader_counts": summary["reader_counts"], "missing": summary["missing"]}))
+        "reader_counts": summary["reader_counts"], "missing": summary["missing"],
+        "unused": summary.get("unused", {})}))
 
 
 def unchanged_source_summary(info: dict, status_counts: dict[str, int]) -> dict:
@@ -86,4 +86,5 @@ def unchanged_source_summary(info: dict, status_counts: dict[str, int]) -> dict:
             "computed": 0, "done": 0, "failed": 0, "split_changes": 0, "removed": 0,
             "duplicates": info["duplicates"], "shards_written": 0, "samples": {}, "failures": [],
             "reader_counts": info["reader_counts"], "reader_notes": [], "missing": info.get("missing", {}),
+            "unused": info.get("unused", {}),
             "seconds": 0.0, "read_seconds": 0.0, "unchanged": True}

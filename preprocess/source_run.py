@@ -150,6 +150,7 @@ class SourceRun:
             "reader_counts": dict(self.result.counts),
             "reader_notes": list(self.result.notes[:NOTE_EXAMPLES]),
             "missing": self.result.missing_summary(),
+            "unused": self.result.unused_summary(),
             "seconds": self.seconds,
         }
 

@@ -136,6 +136,23 @@ def test_shorter_than_one_window_raises(tmp_path):
         audio_features(path)
 
 
+def test_a_truncated_mp3_says_it_is_truncated_not_silent(tmp_path):
+    """A download cut short keeps its mp3 header's length: what decodes (here the silent intro, or a
+    blip) is reported as a truncated file, not as a silent or short one."""
+    tone = harmonic_tone(220.0, 6.0)
+    tone[: 3 * SR] = 0.0                                     # 3 s of silence before the music
+    whole = write(tmp_path / "intro.mp3", tone, format="MP3")
+    assert audio_features(whole).duration_s == pytest.approx(6.0, abs=0.1)
+    music = write(tmp_path / "music.mp3", harmonic_tone(220.0, 6.0), format="MP3").read_bytes()
+    for name, data, what in (("cut_in_intro.mp3", whole.read_bytes(), "what decodes is silent"),
+                             ("cut_at_start.mp3", music[: len(music) // 16], "shorter than one 0.5 s window")):
+        (tmp_path / name).write_bytes(data[: len(data) // 3] if name == "cut_in_intro.mp3" else data)
+        with pytest.raises(AudioError) as info:
+            audio_features(tmp_path / name)
+        assert name in str(info.value) and info.value.reason.startswith("is truncated or damaged: decodes to ")
+        assert "of the 6.00 s its header declares" in info.value.reason and what in info.value.reason
+
+
 def test_empty_file_raises(tmp_path):
     path = write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
     with pytest.raises(AudioError, match="empty.wav"):

@@ -90,9 +90,9 @@ def test_the_documented_folding_table_holds():
     """Every symbol in the module docstring's table folds to the class its row names."""
     import re
 
-    from preprocess.features import chords
+    from preprocess.features import chord_symbols
 
-    doc = chords.__doc__
+    doc = chord_symbols.__doc__
     table = doc[doc.index("    written"):doc.index("Alterations and added")].splitlines()[1:]
     row_class = {"maj": "C", "min": "Cm", "7": "C7", "m7": "Cm7", "maj7": "Cmaj7", "diminished set of C": "Cdim7", "N": "N"}
     checked = 0

@@ -369,13 +369,13 @@ def test_an_archive_entry_escaping_the_destination_refuses_the_archive(sample, a
 
 KILL_SCRIPT = """
 import sys, time
-from preprocess.datasets import download
-write = download._write_member
+from preprocess.datasets import archives
+write = archives._write_member
 def slow(root, member, stream):
     write(root, member, stream)
     print("wrote", member.path, flush=True)
     time.sleep(0.2)
-download._write_member = slow
+archives._write_member = slow
 from kelly.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -518,7 +518,8 @@ def test_the_table_names_official_addresses_and_every_override_is_checked(tmp_pa
     table = catalog.sources()
     urls = [a.url for s in table.values() for sub in s.subsets for a in sub.archives]
     assert all(u.startswith(("https://storage.googleapis.com/magentadata/", "http://hog.ee.columbia.edu/craffel/lmd/",
-                             "https://cvml.unige.ch/databases/DEAM/")) for u in urls)
+                             "https://cvml.unige.ch/databases/DEAM/", "https://zenodo.org/records/5090631/"))
+               for u in urls)
     assert all(u.rsplit("/", 1)[1] == a.file_name for s in table.values() for sub in s.subsets for a in sub.archives
                for u in [a.url])
     assert [sub.key for sub in catalog.select(table, ["maestro", "lakh"], None)] == ["maestro/midi", "lakh/lmd_full"]
@@ -534,3 +535,100 @@ def test_the_table_names_official_addresses_and_every_override_is_checked(tmp_pa
     bad.write_text("{not json")
     with pytest.raises(KellyError, match="bad.json: not a JSON catalog override"):
         catalog.read_overrides(bad)
+
+
+# --- EMOPIA, the catalog's fields, bad destinations ---------------------------------------------------
+
+def test_emopia_comes_from_its_zenodo_record_with_its_checksum_and_licence(sample, tmp_path, capsys):
+    table = catalog.sources()
+    (subset,) = table["emopia"].subsets
+    (archive,) = subset.archives
+    assert archive.url == "https://zenodo.org/records/5090631/files/EMOPIA_1.0.zip"
+    assert archive.md5 == "8f760ddcc014d144f1e2c5451bf003ac" and archive.member_root == "EMOPIA_1.0"
+    assert table["emopia"].licence.startswith("CC BY-NC-SA 4.0") and subset.dest == "emopia"
+
+    # an archive laid out as Zenodo's: EMOPIA_1.0/midis/Q{n}_{youtube id}_{clip}.mid and label.csv
+    pianos = sorted((sample / "maestro-v3.0.0").rglob("*.midi"))[:4]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("EMOPIA_1.0/", b"")
+        zf.writestr("EMOPIA_1.0/midis/", b"")
+        names = [f"Q{q}_0vLPYiPN7q{q}_0.mid" for q in range(1, len(pianos) + 1)]
+        for name, path in zip(names, pianos):
+            zf.write(path, f"EMOPIA_1.0/midis/{name}")
+        zf.writestr("EMOPIA_1.0/label.csv", "ID,4Q,annotator\n" + "".join(f"{n[:-4]},{n[1]},a\n" for n in names))
+    data = buffer.getvalue()
+    server = ArchiveServer({"EMOPIA_1.0.zip": data})
+    try:
+        override = tmp_path / "catalog.json"
+        override.write_text(json.dumps({"emopia/midi": {"archives": {"EMOPIA_1.0.zip": {
+            "url": server.url("EMOPIA_1.0.zip"), "md5": hashlib.md5(data).hexdigest()}}}}))
+        datasets = tmp_path / "datasets"
+        assert kelly("datasets", "download", "emopia", "--datasets-dir", datasets, "--catalog", override,
+                     "--quiet") == 0
+        out = capsys.readouterr().out
+        assert "licence: CC BY-NC-SA 4.0" in out and "md5 as published" in out
+        assert sorted(p.name for p in (datasets / "emopia" / "midis").iterdir()) == sorted(names)
+        assert (datasets / "emopia" / "label.csv").read_text().startswith("ID,4Q,annotator\n")
+        assert kelly("datasets", "download", "emopia", "--datasets-dir", datasets, "--catalog", override,
+                     "--quiet") == 0
+        assert "present, verified" in capsys.readouterr().out and len(server.requests) == 1
+        assert kelly("datasets", "list", "--datasets-dir", datasets, "--catalog", override) == 0
+        listing = capsys.readouterr().out
+        assert "emopia: EMOPIA 1.0" in listing and "EMOPIA_1.0.zip (5.2 MiB, md5 published)" in listing
+        assert f"-> {datasets / 'emopia'}/ (emopia-release): present, verified" in listing
+    finally:
+        server.close()
+
+
+def test_a_catalog_subset_names_a_layout_its_reader_knows():
+    from preprocess.datasets import READERS
+
+    for source in catalog.sources().values():
+        for subset in source.subsets:
+            if subset.source in READERS:
+                assert subset.layout in READERS[subset.source].LAYOUTS, subset.key
+
+
+@pytest.mark.parametrize("entry, field, expected", [
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"size": "big", "url": 5}}}, '"size"', "a whole number of bytes"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"url": 5}}}, '"url"', "a text address starting with http://"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"url": "groove.zip"}}}, '"url"', "found 'groove.zip'"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"size": -1}}}, '"size"', ">= 0"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"size": True}}}, '"size"', "a whole number of bytes"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"md5": "xyz"}}}, '"md5"', "32 hexadecimal digits"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": {"sha256": 12}}}, '"sha256"', "64 hexadecimal digits"),
+    ({"archives": {"groove-v1.0.0-midionly.zip": "http://x/y.zip"}}, "groove-v1.0.0-midionly.zip", "an object"),
+    ({"archives": ["groove-v1.0.0-midionly.zip"]}, '"archives"', "an object {file name"),
+    ({"extracted_size": "81MB"}, '"extracted_size"', "a whole number of bytes"),
+])
+def test_every_field_of_a_catalog_file_is_checked_with_one_line(tmp_path, kelly_cli, entry, field, expected):
+    override = tmp_path / "catalog.json"
+    override.write_text(json.dumps({"groove/midi": entry}))
+    for command in (("datasets", "download", "groove", "--datasets-dir", tmp_path / "datasets", "--quiet"),
+                    ("datasets", "list", "--datasets-dir", tmp_path / "datasets")):
+        code, out, err = kelly_cli(*command, "--catalog", override)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert str(override) in err and "'groove/midi'" in err and field in err and expected in err, err
+    assert not (tmp_path / "datasets").exists()
+
+
+def test_a_catalog_path_that_is_a_folder_is_one_line(tmp_path, kelly_cli):
+    code, _, err = kelly_cli("datasets", "list", "--catalog", tmp_path)
+    assert code == 2 and "cannot read the catalog override" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_datasets_folder_that_cannot_be_made_is_one_line(tmp_path, kelly_cli, read_only):
+    blocker = tmp_path / "f"
+    blocker.write_text("a file where a folder should be\n")
+    code, _, err = kelly_cli("datasets", "download", "groove", "--datasets-dir", blocker / "ds", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{blocker / 'ds'}: cannot be created: {blocker} is a file, not a folder (--datasets-dir)" in err
+    code, _, err = kelly_cli("datasets", "list", "--datasets-dir", blocker)
+    assert code == 2 and f"{blocker}: is a file, not a folder (--datasets-dir)" in err
+    code, _, err = kelly_cli("datasets", "list", "--datasets-dir", blocker / "ds")
+    assert code == 2 and f"{blocker / 'ds'}: cannot exist: {blocker} is a file, not a folder" in err
+    locked = read_only()
+    code, _, err = kelly_cli("datasets", "download", "groove", "--datasets-dir", locked / "ds", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(locked) in err
+    assert "Read-only file system" in err or "Permission denied" in err

@@ -766,3 +766,106 @@ def test_sample_data_every_source(sample_data, legacy, layouts):
         for layout in ("lmd_matched", "clean_midi"):
             forced = load_source(root, "lakh", layout)
             assert forced.layout == layout and forced.items
+
+
+# --- every file accounted for ---------------------------------------------------------------------
+
+def all_files(root: Path) -> set[str]:
+    """Every entry under `root` that is not a folder (links, FIFOs and files), relative, as os.walk sees them."""
+    import os
+
+    out = set()
+    for folder, dirs, files in os.walk(root):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            out.add(Path(folder, name).relative_to(root).as_posix())
+    return out
+
+
+def accounted(result, metadata: set[str]) -> set[str]:
+    """Items, duplicates, metadata read and the files recorded as unused, as relative paths under the root."""
+    out = {Path(item.path).relative_to(result.root).as_posix() for item in result.items} | metadata
+    return out | {p for paths in result.unused.values() for p in paths}
+
+
+def test_a_link_loop_in_lakh_is_named_and_not_followed(tmp_path, kelly_cli):
+    import os
+
+    root = tmp_path / "datasets" / "lakh_midi"
+    md5s = make_lmd_full(root, n=3)
+    os.symlink("..", root / "lmd_full" / md5s[0][0] / "loop")          # lmd_full/a/loop -> ..
+    os.symlink(root / "nowhere.mid", root / "lmd_full" / md5s[1][0] / "gone.mid")
+    os.mkfifo(root / "lmd_full" / md5s[2][0] / "pipe.mid")
+    (root / "lmd_full" / "empty.mid").mkdir()
+    result = lakh.load(root)
+    assert sorted(i.item_id for i in result.items) == sorted(md5s)
+    unused = {why: sorted(paths) for why, paths in result.unused.items()}
+    assert unused == {
+        "a folder already read by another path (a loop of links, or a link to it)": [f"lmd_full/{md5s[0][0]}/loop"],
+        "a link that leads nowhere": [f"lmd_full/{md5s[1][0]}/gone.mid"],
+        "not a regular file (a FIFO, socket or device)": [f"lmd_full/{md5s[2][0]}/pipe.mid"],
+        "a folder, though named like a file (its contents are read as a folder's)": ["lmd_full/empty.mid"],
+    }
+    code, out, err = kelly_cli("preprocess", "lakh", "--datasets-dir", tmp_path / "datasets",
+                               "--cache-dir", tmp_path / "cache", "--workers", "1", "--quiet")
+    assert code == 0 and err == "" and "3 items (lmd_full)" in out
+    assert f"not used: 1 a link that leads nowhere; first: lmd_full/{md5s[1][0]}/gone.mid" in out
+    assert "not used: 1 a folder already read by another path" in out
+    code, out, err = kelly_cli("datasets", "list", "--datasets-dir", tmp_path / "datasets")
+    assert code == 0 and "3 MIDI files; not used: " in out and "1 a link that leads nowhere" in out
+
+
+def test_every_file_of_a_maestro_and_a_groove_folder_is_accounted_for(tmp_path):
+    import os
+
+    root = make_maestro(tmp_path / "maestro-v3.0.0")
+    write_piano_midi(root / "2018" / "not_listed.midi")
+    groove_root = make_groove(tmp_path / "groove")
+    write_drum_midi(groove_root / "drummer1" / "extra_take.mid")                  # not in info.csv
+    (groove_root / "drummer1" / "eval_session" / "1_funk-groove1_138_beat_4-4.wav").write_bytes(b"RIFF")
+    (groove_root / "README.txt").write_text("Groove MIDI Dataset\n")
+    os.symlink("missing.mid", groove_root / "drummer1" / "dangling.mid")
+    (groove_root / ".kelly-download.json").write_text("{}")
+    result = groove.load(groove_root)
+    assert accounted(result, {"info.csv"}) == all_files(groove_root)
+    unused = {why: sorted(paths) for why, paths in result.unused.items()}
+    assert unused["MIDI not listed in info.csv"] == ["drummer1/extra_take.mid"]
+    assert unused["audio (only the MIDI is read)"] == ["drummer1/eval_session/1_funk-groove1_138_beat_4-4.wav"]
+    assert unused["not a MIDI file"] == ["README.txt"]
+    assert unused["a link that leads nowhere"] == ["drummer1/dangling.mid"]
+    assert "Not used: 1 MIDI not listed in info.csv; first: drummer1/extra_take.mid." in describe(result)
+    result = maestro.load(root)
+    assert accounted(result, {"maestro-v3.0.0.csv"}) == all_files(root)
+    assert result.unused == {"MIDI not listed in maestro-v3.0.0.csv": ["2018/not_listed.midi"]}
+
+
+def test_a_deam_clip_whose_name_is_not_a_song_id_is_listed_as_unused(tmp_path):
+    root = make_deam_distributed(tmp_path / "deam")
+    write_tone(root / "DEAM_audio" / "MEMD_audio" / "intro_jingle.mp3")
+    (root / "DEAM_Annotations" / "annotations" / "README.txt").write_text("per-rater files are elsewhere\n")
+    result = deam.load(root)
+    read = {p.relative_to(root).as_posix() for p in [*deam.static_annotation_files(root),
+                                                    root / deam.DYNAMIC_DIR / "arousal.csv",
+                                                    root / deam.DYNAMIC_DIR / "valence.csv"]}
+    assert accounted(result, read) == all_files(root)
+    unused = {why: sorted(paths) for why, paths in result.unused.items()}
+    assert unused["audio whose name is not a DEAM song id"] == ["DEAM_audio/MEMD_audio/intro_jingle.mp3"]
+    assert unused["audio whose label is empty in the static annotations"] == ["DEAM_audio/MEMD_audio/4.mp3"]
+    assert unused["audio without a label in the static annotations"] == ["DEAM_audio/MEMD_audio/5.mp3"]
+    assert unused["annotations or features this reader does not use"] == ["DEAM_Annotations/annotations/README.txt"]
+
+
+def test_files_beside_the_chord_progressions_are_listed_as_unused(tmp_path):
+    root = tmp_path / "harmony"
+    root.mkdir()
+    (root / "chord_progressions.json").write_text(json.dumps(PROGRESSIONS))
+    (root / "drafts.json").write_text(json.dumps(PROGRESSIONS[:1]))
+    (root / "emotion_labels.json").write_text("{}")
+    (root / "notes.txt").write_text("ii-V-I in three keys\n")
+    result = harmony.load(root)
+    assert len(result.items) == len(PROGRESSIONS)
+    assert result.unused == {
+        "JSON not read: chord_progressions.json is present, and then only it is read": ["drafts.json"],
+        "another source's label file": ["emotion_labels.json"],
+        "not chord-progression JSON (only *.json at the top of the folder are read)": ["notes.txt"],
+    }
+    assert accounted(result, set()) == all_files(root)

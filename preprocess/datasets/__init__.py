@@ -27,6 +27,7 @@ from preprocess.datasets.base import (
     ReadResult,
     assign_split,
     missing_lines,
+    unused_lines,
 )
 from preprocess.features.spec import SOURCES
 
@@ -36,7 +37,8 @@ READERS = {name: importlib.import_module(f"preprocess.datasets.{name}") for name
 LAYOUT_SOURCES = {layout: name for name, module in READERS.items() for layout in module.LAYOUTS}
 
 __all__ = ["READERS", "LAYOUT_SOURCES", "find_source", "load_source", "available_sources", "describe",
-           "Item", "ReadResult", "assign_split", "missing_lines", "SPLITS", "LABEL_ANNOTATED", "LABEL_PROXY"]
+           "Item", "ReadResult", "assign_split", "missing_lines", "unused_lines", "SPLITS",
+           "LABEL_ANNOTATED", "LABEL_PROXY"]
 
 
 def _reader(name: str):
@@ -119,6 +121,8 @@ def describe(result: ReadResult) -> str:
             f"{len(result.items) - annotated:,} to get proxy labels.")
     for line in missing_lines(result.missing_summary()):
         text += f" {line}."
+    for line in unused_lines(result.unused_summary()):
+        text += f" {line[0].upper()}{line[1:]}."
     if result.counts:
         text += " Counted: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in sorted(result.counts.items())) + "."
     if result.notes:

@@ -10,11 +10,13 @@ Each reader module (deam, maestro, groove, lakh, harmony) has the same interface
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from common.errors import KellyError
+from preprocess.datasets.tree import FOLDER_LIKE_FILE, Survey, walk_tree
 from preprocess.features.spec import LABEL_ANNOTATED, LABEL_PROXY, SPLITS, split_fraction
 
 
@@ -51,6 +53,9 @@ class ReadResult:
     # what the dataset's own listings name but the disk lacks, never dropped silently:
     # {listing file name ("info.csv", "maestro-v3.0.0.csv", ...): [entries, in listing order]}
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # every file under the source's folder that is neither an item nor metadata the reader read, by
+    # why it is not used ("not listed in info.csv", "a link that leads nowhere", ...): [relative paths]
+    unused: dict[str, list[str]] = field(default_factory=dict)
 
     def split_counts(self) -> dict[str, int]:
         out = {s: 0 for s in SPLITS}
@@ -63,6 +68,10 @@ class ReadResult:
         return {listing: {"count": len(entries), "first": entries[:first]}
                 for listing, entries in self.missing.items() if entries}
 
+    def unused_summary(self, first: int = 3) -> dict[str, dict]:
+        """{why: {"count": n, "first": [the first `first` paths]}} for each reason files are not used."""
+        return {why: {"count": len(paths), "first": paths[:first]} for why, paths in self.unused.items() if paths}
+
 
 def missing_lines(summary: dict[str, dict]) -> list[str]:
     """One line per listing of a `ReadResult.missing_summary()`:
@@ -73,6 +82,16 @@ def missing_lines(summary: dict[str, dict]) -> list[str]:
         verb = "is" if count == 1 else "are"
         first = f"; first: {info['first'][0]}" if info.get("first") else ""
         lines.append(f"{count:,} listed in {listing} {verb} missing{first}")
+    return lines
+
+
+def unused_lines(summary: dict[str, dict]) -> list[str]:
+    """One line per reason of a `ReadResult.unused_summary()`, most files first:
+    "not used: 2 MIDI not listed in info.csv; first: drummer1/extra.mid"."""
+    lines = []
+    for why, info in sorted(summary.items(), key=lambda kv: (-kv[1]["count"], kv[0])):
+        first = f"; first: {info['first'][0]}" if info.get("first") else ""
+        lines.append(f"not used: {info['count']:,} {why}{first}")
     return lines
 
 
@@ -98,8 +117,6 @@ def assign_split(identity: str, *, seed: int = 0, validation_split: float = 0.2,
 
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
 MIDI_EXTENSIONS = (".mid", ".midi")
-#: folders that archive tools leave behind and that never hold dataset files
-_SKIPPED_DIRS = {"__MACOSX", ".git", ".ipynb_checkpoints"}
 
 
 @dataclass
@@ -109,6 +126,7 @@ class Tally:
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    unused: dict[str, list[str]] = field(default_factory=dict)
     examples_per_kind: int = 5
 
     def add(self, kind: str, example: str, n: int = 1) -> None:
@@ -123,33 +141,37 @@ class Tally:
         self.add(kind, entry if example is None else example)
         self.missing.setdefault(listing, []).append(entry)
 
+    def add_unused(self, why: str, relative: str) -> None:
+        """Record that the file at `relative` (under the source's folder) is not used, and why."""
+        self.unused.setdefault(why, []).append(relative)
+
+    def leftovers(self, survey: Survey, used: set[str], why: Callable[[str], str], prefix: str = "") -> None:
+        """Record as unused every entry of `survey` that is not in `used` (relative paths under the
+        survey's root): a file for the reason `why(relative)` gives, an odd entry (a dangling link,
+        a FIFO, ...) for its own. `prefix` is put before each recorded path (the survey's folder
+        relative to the source's root, with its "/")."""
+        for relative in survey.files:
+            if relative not in used:
+                self.add_unused(why(relative), prefix + relative)
+        for relative, reason in survey.odd:
+            if reason != FOLDER_LIKE_FILE or not any(u.startswith(relative + "/") for u in used):
+                self.add_unused(reason, prefix + relative)
+
+    def result(self, source: str, layout: str, root: Path, items: list) -> "ReadResult":
+        """The reader's answer with what this tally counted."""
+        return ReadResult(source, layout, root, items, self.counts, self.notes, self.missing, self.unused)
+
 
 def iter_files(root: Path, extensions: tuple[str, ...]):
-    """Yield (relative POSIX path, absolute path string) of every file under `root` with one of
-    `extensions` (compared lower-case), depth first, in name order.
-
-    Walks with os.scandir (no per-file stat beyond the directory entry), so it keeps up with
-    folders of 100k+ files. Hidden entries (".name", e.g. macOS "._x.mid") and archive debris
-    folders are skipped.
-    """
-    import os
-
-    def walk(directory: str, prefix: str):
-        try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or name in _SKIPPED_DIRS:
-                continue
-            if entry.is_dir():
-                yield from walk(entry.path, f"{prefix}{name}/")
-            elif name.lower().endswith(extensions) and entry.is_file():
-                yield f"{prefix}{name}", entry.path
-
-    yield from walk(str(root), "")
+    """Yield (relative POSIX path, absolute path string) of every regular file under `root` with one
+    of `extensions` (compared lower-case), depth first, in name order (`tree.walk_tree`: hidden
+    entries and archive debris skipped, each folder entered once however links lead to it).
+    Nothing when `root` is not a folder."""
+    if not os.path.isdir(root):
+        return
+    for relative, absolute, reason in walk_tree(root):
+        if reason is None and relative.lower().endswith(extensions):
+            yield relative, absolute
 
 
 def has_files(root: Path, extensions: tuple[str, ...]) -> bool:

@@ -16,7 +16,9 @@ or the environment variable KELLY_DATASETS_CATALOG:
 
 Each archive's fields (url, size, md5, sha256) replace the table's; giving either checksum replaces
 both published ones (an override is a different file, or the same file vouched for by its provider).
-Sizes are in bytes.
+Sizes are in bytes. Every field is checked (`sources`), and a wrong one is a KellyError naming the
+file, the entry, the field and what it should be: url a text address (http, https, ftp or file),
+size and extracted_size whole numbers >= 0 or null, md5 32 and sha256 64 hexadecimal digits or null.
 """
 from __future__ import annotations
 
@@ -217,6 +219,29 @@ SOURCES: tuple[Source, ...] = (
         ),
     ),
     Source(
+        name="emopia",
+        title="EMOPIA 1.0: 1,087 pop-piano clips (MIDI) from 387 songs, each with the emotion quadrant "
+              "that four annotators heard (Hung et al., ISMIR 2021)",
+        homepage="https://annahung31.github.io/EMOPIA/",
+        licence="CC BY-NC-SA 4.0 (non-commercial, share-alike)",
+        subsets=(
+            Subset(
+                source="emopia", name="midi", title="the MIDI clips (midis/), label.csv and the song metadata",
+                dest="emopia", layout="emopia-release",
+                # Zenodo record 5090631 (EMOPIA_1.0.zip, 10.5281/zenodo.5090631); the archive holds one
+                # folder EMOPIA_1.0/ whose contents (midis/Q{n}_{youtube id}_{clip}.mid, label.csv, ...)
+                # are installed into emopia/. md5: the one Zenodo's record lists for the file, as a public
+                # fetch script quotes it (8f760ddc...). Zenodo gives no exact byte count outside its API:
+                # its "5.5 MB" (decimal) is used for the disk check only. muspy's loader has only the
+                # later 2.x releases (records 5151045, 5257995).
+                archives=(Archive("EMOPIA_1.0.zip", "https://zenodo.org/records/5090631/files/EMOPIA_1.0.zip",
+                                  md5="8f760ddcc014d144f1e2c5451bf003ac", member_root="EMOPIA_1.0",
+                                  approx_size=5_500_000,
+                                  source_note="Zenodo record 5090631 (md5 as its file list gives it)"),),
+            ),
+        ),
+    ),
+    Source(
         name="harmony",
         title="chord progressions with valence/arousal (the HarmonyPredictor's data)",
         homepage="",
@@ -232,30 +257,73 @@ SOURCES: tuple[Source, ...] = (
 
 # --- lookup and overrides ---------------------------------------------------------------------------
 
-def sources(overrides: dict | None = None) -> dict[str, Source]:
-    """{name: Source}, with `overrides` (see the module docstring) applied."""
+#: what each archive field of an override must be: (check, the words for it)
+_URL_SCHEMES = ("http://", "https://", "ftp://", "file://")
+_HEX = {"md5": 32, "sha256": 64}
+
+
+def _byte_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_archive_field(where: str, field: str, value) -> None:
+    """KellyError naming the override field and what it should be, for a value that cannot serve."""
+    if field == "url":
+        if not isinstance(value, str) or not value.strip().lower().startswith(_URL_SCHEMES):
+            raise KellyError(f"{where}: \"url\" must be a text address starting with "
+                             f"{', '.join(_URL_SCHEMES)}; found {value!r}")
+    elif field == "size":
+        if value is not None and not _byte_count(value):
+            raise KellyError(f"{where}: \"size\" must be a whole number of bytes >= 0 (or null: not published); "
+                             f"found {value!r}")
+    elif value is not None:                       # md5, sha256
+        digits = _HEX[field]
+        if not isinstance(value, str) or len(value) != digits or any(c not in "0123456789abcdefABCDEF" for c in value):
+            raise KellyError(f"{where}: \"{field}\" must be {digits} hexadecimal digits (or null: not published); "
+                             f"found {value!r}")
+
+
+def sources(overrides: dict | None = None, origin: str = "catalog override") -> dict[str, Source]:
+    """{name: Source}, with `overrides` (see the module docstring) applied.
+
+    Every field is checked: KellyError naming `origin` (the file), the entry and the field, and
+    what it should be.
+    """
     table = {s.name: s for s in SOURCES}
     if not overrides:
         return table
     subsets = {sub.key: sub for s in SOURCES for sub in s.subsets}
     unknown = [k for k in overrides if k not in subsets]
     if unknown:
-        raise KellyError(f"catalog override names unknown subset {unknown[0]!r}; known: {', '.join(subsets)}")
+        raise KellyError(f"{origin}: unknown subset {unknown[0]!r}; known: {', '.join(subsets)}")
     for key, changes in overrides.items():
         subset = subsets[key]
         archives = {a.file_name: a for a in subset.archives}
         if not isinstance(changes, dict) or set(changes) - {"archives", "extracted_size"}:
-            raise KellyError(f"catalog override {key!r}: expected {{\"archives\": {{file name: {{url, size, md5, "
+            raise KellyError(f"{origin}: {key!r}: expected {{\"archives\": {{file name: {{url, size, md5, "
                              f"sha256}}}}, \"extracted_size\": bytes}}, found {changes!r}")
-        for file_name, fields in (changes.get("archives") or {}).items():
+        if "extracted_size" in changes and changes["extracted_size"] is not None \
+                and not _byte_count(changes["extracted_size"]):
+            raise KellyError(f"{origin}: {key!r}: \"extracted_size\" must be a whole number of bytes >= 0 "
+                             f"(or null: not published); found {changes['extracted_size']!r}")
+        given = changes.get("archives") or {}
+        if not isinstance(given, dict):
+            raise KellyError(f"{origin}: {key!r}: \"archives\" must be an object {{file name: {{url, size, md5, "
+                             f"sha256}}}}; found {given!r}")
+        for file_name, fields in given.items():
             if file_name not in archives:
-                raise KellyError(f"catalog override {key!r}: no archive {file_name!r}; its archives: "
+                raise KellyError(f"{origin}: {key!r}: no archive {file_name!r}; its archives: "
                                  f"{', '.join(archives)}")
-            bad = set(fields) - {"url", "size", "md5", "sha256"} if isinstance(fields, dict) else {"(not an object)"}
+            where = f"{origin}: {key!r} {file_name}"
+            if not isinstance(fields, dict):
+                raise KellyError(f"{where}: expected an object {{url, size, md5, sha256}}, found {fields!r}")
+            bad = set(fields) - {"url", "size", "md5", "sha256"}
             if bad:
-                raise KellyError(f"catalog override {key!r} {file_name}: unknown field(s) {', '.join(sorted(bad))}; "
-                                 "allowed: url, size, md5, sha256")
-            update = dict(fields)
+                raise KellyError(f"{where}: unknown field(s) {', '.join(sorted(bad))}; allowed: url, size, md5, sha256")
+            for field, value in fields.items():
+                _check_archive_field(where, field, value)
+            update = {k: (v.strip() if k == "url" else v.lower() if isinstance(v, str) else v)
+                      for k, v in fields.items()}
             if "md5" in update or "sha256" in update:
                 update.setdefault("md5", None)
                 update.setdefault("sha256", None)
@@ -267,21 +335,34 @@ def sources(overrides: dict | None = None) -> dict[str, Source]:
     return {s.name: replace(s, subsets=tuple(subsets[sub.key] for sub in s.subsets)) for s in SOURCES}
 
 
+def override_path(path: str | Path | None = None) -> Path | None:
+    """The override file named by `path`, else by $KELLY_DATASETS_CATALOG, else None."""
+    path = path or os.environ.get(CATALOG_ENV) or None
+    return None if path is None else Path(path)
+
+
 def read_overrides(path: str | Path | None = None) -> dict:
     """The override table from `path`, else from $KELLY_DATASETS_CATALOG, else {}."""
-    path = path or os.environ.get(CATALOG_ENV) or None
+    path = override_path(path)
     if path is None:
         return {}
-    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise KellyError(f"{path}: catalog override file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise KellyError(f"{path}: not a JSON catalog override ({exc})") from None
+    except OSError as exc:                      # a folder, no permission, ...
+        raise KellyError(f"{path}: cannot read the catalog override ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise KellyError(f"{path}: expected an object {{\"source/subset\": {{...}}}}, found {type(data).__name__}")
     return data
+
+
+def load(path: str | Path | None = None) -> dict[str, Source]:
+    """The table with the overrides of `path` (or $KELLY_DATASETS_CATALOG) applied and checked."""
+    origin = override_path(path)
+    return sources(read_overrides(path), origin=str(origin) if origin else "catalog override")
 
 
 def with_mirror(archive: Archive, base: str | None) -> Archive:

@@ -85,35 +85,65 @@ def download_command(args) -> int:
 
 
 def list_command(args) -> int:
-    table = catalog.sources(catalog.read_overrides(args.catalog))
+    from common.errors import KellyError
+
+    for folder in (args.datasets_dir, *args.datasets_dir.parents):     # a file where a folder should be
+        if folder.exists():
+            if not folder.is_dir():
+                fault = "is a file" if folder == args.datasets_dir else f"cannot exist: {folder} is a file"
+                raise KellyError(f"{args.datasets_dir}: {fault}, not a folder (--datasets-dir)")
+            break
+    table = catalog.load(args.catalog)
     print(report(args.datasets_dir, table))
     return 0
 
 
 def found(datasets_dir: Path, name: str) -> list[str]:
-    """What the readers find for source `name`: its layout, root and item count, and the files its
-    metadata lists that are missing (one line each)."""
+    """What the readers find for source `name`: its layout, root and item count, the files its
+    metadata lists that are missing, and the files under its folder that are not used, by why (one
+    line each)."""
     from preprocess.datasets import READERS, locate
-    from preprocess.datasets.base import MIDI_EXTENSIONS, iter_files, missing_lines
+    from preprocess.datasets.base import missing_lines, unused_lines
     from common.errors import KellyError
 
     if not datasets_dir.is_dir():
         return ["nothing: the datasets folder does not exist"]
+    if name not in READERS:
+        return [f"not read by `kelly preprocess` in this version (no {name} reader)"]
     try:
         root, layout = locate(datasets_dir, name)
     except KellyError:
         return ["nothing"]
     where = f"{layout} at {root}"
     if name == "lakh":       # no listing to compare with; counting avoids hashing clean_midi's files
-        from preprocess.datasets.lakh import layout_dir
-
-        count = sum(1 for _ in iter_files(layout_dir(root, layout), MIDI_EXTENSIONS))
-        return [f"{where}: {count:,} MIDI files"]
+        return [f"{where}: {_lakh_survey(root, layout)}"]
     try:
         result = READERS[name].load(root, layout)
     except KellyError as exc:
         return [f"{where}: unreadable: {exc}"]
-    return [f"{where}: {len(result.items):,} items", *missing_lines(result.missing_summary())]
+    return [f"{where}: {len(result.items):,} items", *missing_lines(result.missing_summary()),
+            *unused_lines(result.unused_summary())]
+
+
+def _lakh_survey(root: Path, layout: str) -> str:
+    """"12,345 MIDI files; 3 other entries (2 links that lead nowhere, ...)" for a Lakh layout, without
+    reading a file (the duplicates among the MIDI files are found when the source is read)."""
+    from preprocess.datasets.base import MIDI_EXTENSIONS
+    from preprocess.datasets.lakh import layout_dir
+    from preprocess.datasets.tree import Survey
+
+    survey = Survey.of(layout_dir(root, layout), MIDI_EXTENSIONS)
+    midi = len(survey.with_extension(MIDI_EXTENSIONS))
+    reasons: dict[str, int] = {}
+    for _, reason in survey.odd:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    others = len(survey.files) - midi
+    if others:
+        reasons["not a MIDI file"] = others
+    text = f"{midi:,} MIDI files"
+    if reasons:
+        text += "; not used: " + ", ".join(f"{n:,} {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return text
 
 
 def _published(archive: catalog.Archive) -> str:

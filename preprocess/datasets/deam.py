@@ -10,6 +10,9 @@ Layouts:
 Every item is "annotated": clips without labels are counted ("files_without_labels") and left out,
 since the emotion network learns from DEAM's annotations only. DEAM has no official split, so each
 clip's side comes from assign_split on its song id (distributed) or relative path (simple).
+Every other file under the folder is recorded as unused with why (`ReadResult.unused`): audio
+whose name is not a song id, without a label or with an empty one, the annotations this reader does
+not read, and what `tree.Survey` names (dangling links, ...).
 """
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ from preprocess.datasets.base import (
     ReadResult,
     Tally,
     assign_split,
-    iter_files,
     match_labels,
     no_layout_found,
     numeric_column,
@@ -33,6 +35,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
+from preprocess.datasets.tree import Survey
 
 if TYPE_CHECKING:
     import numpy as np
@@ -232,6 +235,7 @@ def _load_distributed(root: Path, seed: int, validation_split: float, test_split
     if audio_dir is None:
         raise KellyError(f"{root}: no DEAM audio folder; expected {AUDIO_DIR}/{{song_id}}.mp3")
 
+    read_files = list(static_files)
     static = read_static_annotations(static_files)
     labels: dict[int, tuple[float, float, str]] = {}
     unlabelled: set[int] = set()       # rows with an empty label: counted once, as nan_labels
@@ -251,6 +255,7 @@ def _load_distributed(root: Path, seed: int, validation_split: float, test_split
         for name in ("valence", "arousal"):
             path = dynamic_dir / f"{name}.csv"
             if path.is_file():
+                read_files.append(path)
                 dynamic[name], start, rate = read_dynamic_annotations(path)
                 if dynamic_timing is not None and dynamic_timing != (start, rate):
                     raise KellyError(f"{path}: starts at {start} s, {rate} Hz; the other dynamic file at "
@@ -259,20 +264,33 @@ def _load_distributed(root: Path, seed: int, validation_split: float, test_split
 
     items: list[Item] = []
     seen: set[int] = set()
-    for relative, absolute in iter_files(audio_dir, AUDIO_EXTENSIONS):
+    # the two folders of the distributed layout, each surveyed (the root may hold other sources too)
+    surveys = {folder: Survey.of(root / folder, AUDIO_EXTENSIONS) for folder in ("DEAM_audio", "DEAM_Annotations")
+               if (root / folder).is_dir()}
+    audio_prefix = audio_dir.relative_to(root).as_posix()
+    used = {p.relative_to(root).as_posix() for p in read_files if p.is_relative_to(root)}
+    audio_under = audio_prefix.partition("/")[2]
+    for relative, absolute in surveys["DEAM_audio"].with_extension(AUDIO_EXTENSIONS, under=audio_under):
+        relative = relative[len(audio_under) + 1:] if audio_under else relative
         stem = relative.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         if not stem.isdigit():
             tally.add("files_without_labels", f"{relative} (name is not a DEAM song id)")
+            tally.add_unused("audio whose name is not a DEAM song id", f"{audio_prefix}/{relative}")
             continue
         song_id = int(stem)
         if song_id in seen:
             tally.add("duplicate_files", f"{relative} (song_id {song_id} already read)")
+            tally.add_unused("audio for a song id already read", f"{audio_prefix}/{relative}")
             continue
         seen.add(song_id)
         if song_id not in labels:
             if song_id not in unlabelled:
                 tally.add("files_without_labels", relative)
+                tally.add_unused("audio without a label in the static annotations", f"{audio_prefix}/{relative}")
+            else:
+                tally.add_unused("audio whose label is empty in the static annotations", f"{audio_prefix}/{relative}")
             continue
+        used.add(f"{audio_prefix}/{relative}")
         valence, arousal, file = labels[song_id]
         metadata = {"song_id": song_id, "label_file": file}
         if dynamic_timing is not None:
@@ -286,11 +304,15 @@ def _load_distributed(root: Path, seed: int, validation_split: float, test_split
             split=assign_split(str(song_id), seed=seed, validation_split=validation_split, test_split=test_split),
             label_source=LABEL_ANNOTATED, valence=valence, arousal=arousal, metadata=metadata,
         ))
-    audio_prefix = audio_dir.relative_to(root).as_posix()
     for song_id in sorted(set(labels) - seen):
         file = labels[song_id][2]
         tally.add_missing("labels_without_file", file, f"{audio_prefix}/{song_id}.mp3", f"{file}: song_id {song_id}")
-    return ReadResult(NAME, "deam-distributed", root, items, tally.counts, tally.notes, tally.missing)
+    used |= {relative for paths in tally.unused.values() for relative in paths}
+    for folder, survey in surveys.items():
+        tally.leftovers(survey, {u[len(folder) + 1:] for u in used if u.startswith(folder + "/")},
+                        lambda relative: "not audio" if folder == "DEAM_audio"
+                        else "annotations or features this reader does not use", prefix=folder + "/")
+    return tally.result(NAME, "deam-distributed", root, items)
 
 
 # --- deam-simple ----------------------------------------------------------------------------------
@@ -327,14 +349,19 @@ def _load_simple(root: Path, seed: int, validation_split: float, test_split: flo
         else:
             labels[name] = (float(valence), float(arousal))
 
-    files = dict(iter_files(root / "audio", AUDIO_EXTENSIONS))
+    survey = Survey.of(root / "audio", AUDIO_EXTENSIONS)
+    files = dict(survey.with_extension(AUDIO_EXTENSIONS))
     matched = match_labels(labels, list(files), label_file, tally, prefixes=("audio/",))
     items = []
+    used = set()
     for relative, absolute in files.items():
+        used.add(relative)
         if relative not in matched:
             tally.add("files_without_labels", relative)
+            tally.add_unused(f"audio without a label in {label_file.name}", f"audio/{relative}")
             continue
         if matched[relative] is None:
+            tally.add_unused(f"audio whose label is empty in {label_file.name}", f"audio/{relative}")
             continue
         valence, arousal = matched[relative]
         items.append(Item(
@@ -343,4 +370,5 @@ def _load_simple(root: Path, seed: int, validation_split: float, test_split: flo
             label_source=LABEL_ANNOTATED, valence=valence, arousal=arousal,
             metadata={"label_file": label_file.name},
         ))
-    return ReadResult(NAME, "deam-simple", root, items, tally.counts, tally.notes, tally.missing)
+    tally.leftovers(survey, used, lambda relative: "not audio", prefix="audio/")
+    return tally.result(NAME, "deam-simple", root, items)

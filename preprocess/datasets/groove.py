@@ -8,6 +8,9 @@ Layouts:
   groove-bare  any folder of drum .mid files (the older guides' `groove/`); seeded split on the
                relative path; metadata parsed from GMD file names `{id}_{style}_{bpm}_{beat|fill}_{ts}.mid`.
 
+Every other file under the folder is recorded as unused with why (`ReadResult.unused`): MIDI that
+info.csv does not list, audio, anything else, and what `tree.Survey` names (dangling links, ...).
+
 An optional drum_labels.json ({relative path or file name: {"valence": v, "arousal": a}}, values in
 [-1, 1]) makes the files it names "annotated"; every other file is "proxy".
 """
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from common.errors import KellyError
 from preprocess.datasets.base import (
+    AUDIO_EXTENSIONS,
     LABEL_ANNOTATED,
     LABEL_PROXY,
     MIDI_EXTENSIONS,
@@ -27,7 +31,6 @@ from preprocess.datasets.base import (
     Tally,
     assign_split,
     has_files,
-    iter_files,
     match_labels,
     no_layout_found,
     numeric_column,
@@ -36,6 +39,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
+from preprocess.datasets.tree import Survey
 
 NAME = "groove"
 LAYOUTS = ("groove-csv", "groove-bare")
@@ -105,10 +109,11 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
             raise no_layout_found("Groove", root, LAYOUT_DESCRIPTIONS)
         raise unknown_layout("Groove", layout, LAYOUTS)
     tally = Tally()
+    survey = Survey.of(root, MIDI_EXTENSIONS)
     if layout == "groove-csv":
-        entries = _entries_from_info(root, tally)
+        entries = _entries_from_info(root, survey, tally)
     else:
-        entries = _entries_from_files(root, seed, validation_split, test_split)
+        entries = _entries_from_files(survey, seed, validation_split, test_split)
 
     labels = {}
     label_file = root / LABEL_FILE
@@ -122,10 +127,15 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
             label_source=LABEL_ANNOTATED if label else LABEL_PROXY,
             valence=label[0] if label else None, arousal=label[1] if label else None, metadata=metadata,
         ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
+    unlisted = f"MIDI not listed in {INFO_FILE}" if layout == "groove-csv" else "not a MIDI file"
+    tally.leftovers(survey, {item.item_id for item in items} | {INFO_FILE, LABEL_FILE},
+                    lambda relative: unlisted if relative.lower().endswith(MIDI_EXTENSIONS)
+                    else "audio (only the MIDI is read)" if relative.lower().endswith(AUDIO_EXTENSIONS)
+                    else "not a MIDI file")
+    return tally.result(NAME, layout, root, items)
 
 
-def _entries_from_info(root: Path, tally: Tally) -> list[tuple[str, str, dict]]:
+def _entries_from_info(root: Path, survey: Survey, tally: Tally) -> list[tuple[str, str, dict]]:
     """(relative path, official split, metadata) for every info.csv row whose MIDI file exists."""
     import numpy as np
 
@@ -163,7 +173,7 @@ def _entries_from_info(root: Path, tally: Tally) -> list[tuple[str, str, dict]]:
         if row.get("audio_filename"):
             metadata["audio_filename"] = row["audio_filename"]
         entries.append((relative, split, metadata))
-    for relative, _ in iter_files(root, MIDI_EXTENSIONS):
+    for relative, _ in survey.with_extension(MIDI_EXTENSIONS):
         if relative not in listed:
             tally.add("files_not_in_metadata", relative)
     return entries
@@ -172,10 +182,10 @@ def _entries_from_info(root: Path, tally: Tally) -> list[tuple[str, str, dict]]:
 _DRUMMER = re.compile(r"^drummer\d+$")
 
 
-def _entries_from_files(root: Path, seed: int, validation_split: float, test_split: float):
+def _entries_from_files(survey: Survey, seed: int, validation_split: float, test_split: float):
     """(relative path, seeded split, metadata parsed from the name and folders) for every MIDI file."""
     entries = []
-    for relative, _ in iter_files(root, MIDI_EXTENSIONS):
+    for relative, _ in survey.with_extension(MIDI_EXTENSIONS):
         parts = relative.split("/")
         metadata = parse_file_name(parts[-1]) or {}
         if len(parts) >= 2 and _DRUMMER.match(parts[0]):

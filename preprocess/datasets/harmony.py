@@ -26,6 +26,7 @@ from preprocess.datasets.base import (
     unit_label,
     unknown_layout,
 )
+from preprocess.datasets.tree import Survey
 
 NAME = "harmony"
 LAYOUTS = ("chord-json",)
@@ -122,4 +123,15 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
                 arousal=progression["arousal"] if labelled else None,
                 metadata={**progression["extra"], "chords": progression["chords"], "index": index},
             ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
+    read = {path.name for path in files}
+    tally.leftovers(Survey.of(root), read, lambda relative: _why_unused(relative, read))
+    return tally.result(NAME, layout, root, items)
+
+
+def _why_unused(relative: str, read: set[str]) -> str:
+    """Why a file beside the chord progressions is not read."""
+    if "/" in relative or not relative.endswith(".json"):
+        return "not chord-progression JSON (only *.json at the top of the folder are read)"
+    if any(Path(relative).match(pattern) for pattern in OTHER_SOURCES_JSON):
+        return "another source's label file"
+    return f"JSON not read: {DEFAULT_FILE} is present, and then only it is read"

@@ -12,6 +12,10 @@ content seen twice is one item; the extra copies are counted ("duplicates") and,
 every MSD id it sits under is kept in metadata["msd_ids"]. The split is assign_split on the md5.
 An optional emotion_labels.json ({file name or relative path: {"valence": v, "arousal": a}}) makes
 the files it names "annotated"; the others are "proxy".
+
+Every other entry under the root is recorded as unused with why (`ReadResult.unused`): the copies of
+a content already read, files that are not MIDI, what `tree.Survey` names (dangling links, link
+loops such as lmd_full/a/loop -> .., FIFOs), and the folders of the layouts not read in this run.
 """
 from __future__ import annotations
 
@@ -29,12 +33,12 @@ from preprocess.datasets.base import (
     Tally,
     assign_split,
     has_files,
-    iter_files,
     match_labels,
     no_layout_found,
     read_label_json,
     unknown_layout,
 )
+from preprocess.datasets.tree import HIDDEN, Survey
 
 NAME = "lakh"
 LAYOUTS = ("lmd_full", "lmd_matched", "clean_midi", "midi-folder")
@@ -116,14 +120,16 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
         raise KellyError(f"{root}: no {layout} folder; expected {LAYOUT_DESCRIPTIONS[layout]}")
 
     tally = Tally()
+    survey = Survey.of(directory, MIDI_EXTENSIONS)
     entries: dict[str, tuple[str, str, dict]] = {}      # md5 -> (relative path, absolute path, metadata)
     identities: dict[str, str] = {}                     # relative path -> md5, every copy
-    for relative, absolute in iter_files(directory, MIDI_EXTENSIONS):
+    for relative, absolute in survey.with_extension(MIDI_EXTENSIONS):
         md5 = content_md5(relative, absolute)
         identities[relative] = md5
         metadata = _path_metadata(relative, layout)
         if md5 in entries:
             tally.add("duplicates", f"{relative} has the content of {entries[md5][0]}")
+            tally.add_unused(DUPLICATE, _under(root, directory, relative))
             kept = entries[md5][2]
             for msd_id in metadata.get("msd_ids", ()):
                 if msd_id not in kept["msd_ids"]:
@@ -152,4 +158,34 @@ def load(root: Path, layout: str | None = None, *, seed: int = 0, validation_spl
             label_source=LABEL_ANNOTATED if label else LABEL_PROXY,
             valence=label[0] if label else None, arousal=label[1] if label else None, metadata=metadata,
         ))
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
+    tally.leftovers(survey, set(identities) | {LABEL_FILE}, lambda relative: "not a MIDI file",
+                    prefix=_under(root, directory, ""))
+    if directory != root:
+        _other_entries(root, directory, tally)
+    return tally.result(NAME, layout, root, items)
+
+
+DUPLICATE = "a copy of a file already read (the same content)"
+
+
+def _under(root: Path, directory: Path, relative: str) -> str:
+    """`relative` (under the layout's folder) as a path under the source's root."""
+    return relative if directory == root else f"{directory.relative_to(root).as_posix()}/{relative}"
+
+
+def _other_entries(root: Path, directory: Path, tally: Tally) -> None:
+    """Name what lies beside the layout's folder, one entry each (a run reads one layout): the other
+    layouts' folders, and, when the root is a Lakh folder (lakh_midi/, ...), everything else in it
+    (a datasets folder holding lmd_full/ directly holds the other sources too: those are theirs)."""
+    import os
+
+    own_folder = root.name in FOLDER_NAMES
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name in (directory.name, LABEL_FILE):
+            continue
+        if entry.name in LAYOUTS and entry.is_dir():
+            tally.add_unused(f"another Lakh layout's folder, not read in this layout (--layout {entry.name} "
+                             "reads it)", entry.name + "/")
+        elif own_folder:
+            tally.add_unused(HIDDEN if entry.name.startswith(".") else
+                             f"beside the {directory.name}/ folder, not read in this layout", entry.name)

@@ -9,6 +9,8 @@ Layouts:
 Labels are "proxy" (MAESTRO has no emotion annotations). With a metadata file the official split is
 kept and `seed`/`validation_split`/`test_split` are not used; rows whose MIDI file is absent are
 counted ("missing_midi"), and MIDI files the metadata does not list are counted ("files_not_in_metadata").
+Every other file under the folder is recorded as unused with why (`ReadResult.unused`): MIDI the
+metadata does not list, audio, anything else, and what `tree.Survey` names (dangling links, ...).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from common.errors import KellyError
 from preprocess.datasets.base import (
+    AUDIO_EXTENSIONS,
     LABEL_PROXY,
     MIDI_EXTENSIONS,
     SPLITS,
@@ -24,7 +27,6 @@ from preprocess.datasets.base import (
     Tally,
     assign_split,
     has_files,
-    iter_files,
     no_layout_found,
     numeric_column,
     read_csv_table,
@@ -32,6 +34,7 @@ from preprocess.datasets.base import (
     require_columns,
     unknown_layout,
 )
+from preprocess.datasets.tree import Survey
 
 NAME = "maestro"
 LAYOUTS = ("maestro-csv", "maestro-json", "maestro-bare")
@@ -155,17 +158,40 @@ def _load_metadata(root: Path, path: Path, layout: str) -> ReadResult:
             metadata["audio_filename"] = row["audio_filename"]
         items.append(Item(source=NAME, item_id=midi, path=file, split=split,
                           label_source=LABEL_PROXY, metadata=metadata))
-    for relative, _ in iter_files(root, MIDI_EXTENSIONS):
+    survey = Survey.of(root, MIDI_EXTENSIONS)
+    for relative, _ in survey.with_extension(MIDI_EXTENSIONS):
         if relative not in listed:
             tally.add("files_not_in_metadata", relative)
-    return ReadResult(NAME, layout, root, items, tally.counts, tally.notes, tally.missing)
+    audio = {str(a).strip().replace("\\", "/") for a in table["audio_filename"] if a} if has_audio else set()
+    used = {item.item_id for item in items} | {p for p in survey.files if _is_metadata(p)}
+    tally.leftovers(survey, used, lambda relative: _why_unused(relative, path.name, audio))
+    return tally.result(NAME, layout, root, items)
+
+
+def _is_metadata(relative: str) -> bool:
+    """A MAESTRO metadata file (maestro-v*.csv or .json at the top), read as the listing."""
+    return "/" not in relative and relative.startswith("maestro-v") and relative.endswith((".csv", ".json"))
+
+
+def _why_unused(relative: str, listing: str, audio: set[str]) -> str:
+    """Why a file under MAESTRO's folder that is no item is not used."""
+    if relative.lower().endswith(MIDI_EXTENSIONS):
+        return f"MIDI not listed in {listing}"
+    if relative in audio or relative.lower().endswith(AUDIO_EXTENSIONS):
+        return "audio (only the MIDI is read)"
+    return "not a MIDI file"
 
 
 def _load_bare(root: Path, seed: int, validation_split: float, test_split: float) -> ReadResult:
+    survey = Survey.of(root, MIDI_EXTENSIONS)
     items = [
         Item(source=NAME, item_id=relative, path=Path(absolute),
              split=assign_split(relative, seed=seed, validation_split=validation_split, test_split=test_split),
              label_source=LABEL_PROXY, metadata={})
-        for relative, absolute in iter_files(root, MIDI_EXTENSIONS)
+        for relative, absolute in survey.with_extension(MIDI_EXTENSIONS)
     ]
-    return ReadResult(NAME, "maestro-bare", root, items, {}, [])
+    tally = Tally()
+    tally.leftovers(survey, {item.item_id for item in items},
+                    lambda relative: "audio (only the MIDI is read)" if relative.lower().endswith(AUDIO_EXTENSIONS)
+                    else "not a MIDI file")
+    return tally.result(NAME, "maestro-bare", root, items)

@@ -17,7 +17,9 @@ imports librosa: its lazy imports (about 1-2 s) would be paid again in every wor
 
 Bad input raises `AudioError` (a `ValueError` and a `KellyError`) naming the file and the fault:
 it cannot be decoded, it holds NaN or Inf samples, it is silent (RMS of the mono mix below
-`spec.AUDIO["silence_rms"]`, i.e. -80 dBFS), or it is shorter than one window. Clipping is not an
+`spec.AUDIO["silence_rms"]`, i.e. -80 dBFS), or it is shorter than one window. Where a file
+silent or too short decodes to less than TRUNCATED_FRACTION of the length its header declares (an
+mp3 cut short keeps its Xing header's frame count), the reason says it is truncated or damaged. Clipping is not an
 error: `AudioFeatures.clipped_fraction` records the fraction of decoded samples (all channels,
 before mixing) with |x| >= `spec.AUDIO["clip_level"]`, for the caller to report or filter on.
 """
@@ -84,14 +86,20 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     resampled once with soxr's HQ filter (librosa's res_type="soxr_hq"). Raises AudioError when
     the file cannot be decoded or holds NaN/Inf samples.
     """
-    data, original_sr = _decode(path)
+    data, original_sr, _ = _decode(path)
     return _to_mono_resampled(data, original_sr), original_sr
 
 
-def _decode(path: str | Path) -> tuple[np.ndarray, int]:
-    """float32 [samples, channels] and the sample rate, or AudioError."""
+#: a decode shorter than this fraction of the length the file's header declares is a cut-short file
+TRUNCATED_FRACTION = 0.95
+
+
+def _decode(path: str | Path) -> tuple[np.ndarray, int, int]:
+    """float32 [samples, channels], the sample rate and the frame count the header declares, or AudioError."""
     try:
-        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(str(path)) as sound:
+            declared, sr = int(sound.frames), int(sound.samplerate)
+            data = sound.read(dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         detail = str(exc).strip() or type(exc).__name__
         if not Path(path).is_file():
@@ -105,7 +113,17 @@ def _decode(path: str | Path) -> tuple[np.ndarray, int]:
     if data.size and not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise AudioError(path, f"holds {bad} NaN or Inf samples")
-    return data, int(sr)
+    return data, int(sr), declared
+
+
+def _truncated(path, decoded: int, declared: int, sr: int, what: str) -> AudioError | None:
+    """The error for a file whose decode stops well short of the length its header declares (a
+    download cut short, a damaged file), where that makes it unusable (`what`: silent, too short);
+    None when the file is as long as it says. mp3 headers (Xing/Info) state the frame count."""
+    if declared <= 0 or decoded >= TRUNCATED_FRACTION * declared:
+        return None
+    return AudioError(path, f"is truncated or damaged: decodes to {decoded / sr:.2f} s of the {declared / sr:.2f} s "
+                            f"its header declares ({what})")
 
 
 def _to_mono_resampled(data: np.ndarray, sr: int) -> np.ndarray:
@@ -246,10 +264,11 @@ def clip_features(windows: np.ndarray) -> np.ndarray:
 
 def audio_features(path: str | Path, window_seconds: float = WINDOW_SECONDS) -> AudioFeatures:
     """Decode, check, and summarise one file: see the module docstring. Raises AudioError."""
-    data, original_sr = _decode(path)
+    data, original_sr, declared = _decode(path)
     duration_s = data.shape[0] / original_sr
+    decoded = int(data.shape[0])
     if data.shape[0] == 0:
-        raise AudioError(path, "holds no samples")
+        raise _truncated(path, decoded, declared, original_sr, "no samples") or AudioError(path, "holds no samples")
     clipped_fraction = float(np.count_nonzero(np.abs(data) >= CLIP_LEVEL)) / data.size
     channels = int(data.shape[1])
     y = _to_mono_resampled(data, original_sr)
@@ -257,10 +276,12 @@ def audio_features(path: str | Path, window_seconds: float = WINDOW_SECONDS) -> 
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
     if rms < SILENCE_RMS:
         what = "all zeros" if not np.any(y) else f"RMS {rms:.2e} below the silence floor {SILENCE_RMS:.0e}"
-        raise AudioError(path, f"is silent ({what})")
+        raise _truncated(path, decoded, declared, original_sr, f"what decodes is silent: {what}") \
+            or AudioError(path, f"is silent ({what})")
     n_windows = window_count(y.size, window_seconds)
     if n_windows < 1:
-        raise AudioError(path, f"is {duration_s:.3f} s long, shorter than one {window_seconds} s window")
+        raise _truncated(path, decoded, declared, original_sr, f"shorter than one {window_seconds} s window") \
+            or AudioError(path, f"is {duration_s:.3f} s long, shorter than one {window_seconds} s window")
     windows = window_features(log_mel(y), window_seconds, n_windows=n_windows)
     return AudioFeatures(
         path=str(path),

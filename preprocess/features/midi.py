@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import KellyError
+from preprocess.features.midi_bounds import density_fault, resolution_fault, tempo_fault
 
 #: files whose largest tick is above this are treated as corrupt (pretty_midi's own limit)
 MAX_TICK = 10_000_000
@@ -273,9 +274,6 @@ def _assemble(onset, offset, pitch, velocity, program, is_drum, tempo, time_sign
     ts_times, (num, den) = _canonical_steps(
         time_signature[0], np.asarray(time_signature[1], dtype=np.int32),
         np.asarray(time_signature[2], dtype=np.int32), default=DEFAULT_TIME_SIGNATURE)
-    bad_tempo = ~(np.isfinite(bpm) & (bpm > 0))
-    if bad_tempo.any():
-        raise MidiError(path, f"tempo of {bpm[bad_tempo][0]} bpm")
     if np.any(num <= 0) or np.any(den <= 0):
         raise MidiError(path, "time signature with a zero numerator or denominator")
     if onset.size == 0:
@@ -284,6 +282,9 @@ def _assemble(onset, offset, pitch, velocity, program, is_drum, tempo, time_sign
         order = _note_order(ticks[0][sounding], ticks[1][sounding], pitch, velocity, program, is_drum)
     else:
         order = _note_order(onset, offset, pitch, velocity, program, is_drum)
+    fault = tempo_fault(tempo_times, bpm, float(offset.max())) or density_fault(onset[order])
+    if fault:                            # a timeline no music has (midi_bounds)
+        raise MidiError(path, fault)
     sus_times, sus_values, sus_group = (np.asarray(a) for a in sustain)
     return NoteArrays(
         onset=onset[order], offset=offset[order], pitch=pitch[order], velocity=velocity[order],
@@ -326,11 +327,12 @@ def _ticks_to_seconds(ticks: np.ndarray, tempo_ticks: np.ndarray, mspq: np.ndarr
 def notes_from_symusic(score, path: str | Path | None = None) -> NoteArrays:
     """`NoteArrays` of a symusic Score in ticks (as ``symusic.Score(path)`` loads it).
 
-    Raises MidiError for zero ticks per quarter, a tick above MAX_TICK, or no notes.
+    Raises MidiError for too few ticks per quarter, a tick above MAX_TICK, no notes, or an absurd
+    timeline (`midi_bounds`: a tempo under 1 ms per beat, notes denser than any player).
     """
     tpq = int(score.ticks_per_quarter)
-    if tpq <= 0:
-        raise MidiError(path, f"ticks per quarter note is {tpq}")
+    if resolution_fault(tpq):
+        raise MidiError(path, resolution_fault(tpq))
     tracks = [t for t in score.tracks]
     note_data = [t.notes.numpy() for t in tracks]
     counts = np.array([d["time"].size for d in note_data], dtype=np.int64)
@@ -457,8 +459,8 @@ def load_notes_pretty_midi(path: str | Path) -> NoteArrays:
 
     try:
         midi = mido.MidiFile(str(path), clip=False)
-        if midi.ticks_per_beat <= 0:
-            raise MidiError(path, f"ticks per quarter note is {midi.ticks_per_beat}")
+        if resolution_fault(midi.ticks_per_beat):
+            raise MidiError(path, resolution_fault(midi.ticks_per_beat))
         _move_meta_to_first_track(midi)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -474,8 +476,8 @@ def load_notes(path: str | Path) -> NoteArrays:
     """Notes and maps of the MIDI file at `path`: symusic, or pretty_midi when symusic raises.
 
     Raises MidiError when the file is missing or empty, when both parsers fail (both reasons in
-    the message), or when the file parses but is unusable (no notes, zero ticks per quarter,
-    a tick above MAX_TICK).
+    the message), or when the file parses but is unusable (no notes, a tick above MAX_TICK, or a
+    timeline no music has: see `midi_bounds`).
     """
     path = Path(path)
     if not path.is_file():
