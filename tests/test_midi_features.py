@@ -519,3 +519,27 @@ def test_real_corpus_features_are_finite_and_in_range(real_corpus):
         labels = proxy_labels(notes, source, {})
         assert -1 <= labels.valence <= 1 and -1 <= labels.arousal <= 1
     assert usable >= 20
+
+
+def test_real_emopia_proxies_agree_with_listeners(real_corpus):
+    """The documented agreement on EMOPIA's official validation clips (proxy_labels' docstring)."""
+    import csv
+
+    folder = real_corpus / "emopia"
+    if not folder.is_dir():
+        pytest.skip(f"no EMOPIA clips at {folder}")
+    with (folder / "split" / "val.csv").open(newline="") as handle:
+        clips = [(folder / "midis" / f"{row['fname']}.mid", int(row["label"][1])) for row in csv.DictReader(handle)]
+    assert len(clips) == 198
+    quadrant = np.array([q for _, q in clips])
+    labels = [proxy_labels(load_notes(path), "maestro", {}) for path, _ in clips]
+    valence, arousal = np.array([x.valence for x in labels]) >= 0, np.array([x.arousal for x in labels]) >= 0
+
+    def balanced(predicted, truth):
+        return 0.5 * (predicted[truth].mean() + (~predicted[~truth]).mean())
+
+    assert balanced(arousal, np.isin(quadrant, (1, 2))) == pytest.approx(0.935, abs=0.002)
+    assert balanced(valence, np.isin(quadrant, (1, 4))) == pytest.approx(0.710, abs=0.002)
+    predicted = np.where(arousal, np.where(valence, 1, 2), np.where(valence, 4, 3))
+    assert np.mean(predicted == quadrant) == pytest.approx(0.652, abs=0.003)
+    assert all(x.attributes["arousal_terms"] == "density+velocity" for x in labels)   # the placeholder tempo
