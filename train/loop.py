@@ -181,7 +181,8 @@ class TrainingRun:
 
     def checkpoint(self) -> dict:
         best = self.stopper.best
-        return {
+        extra = self.model.checkpoint_extra() if hasattr(self.model, "checkpoint_extra") else {}
+        return extra | {
             "format": checkpoints.FORMAT, "network": self.key, "network_name": self.model.name,
             "model_state": checkpoints.cpu_state(self.model.state_dict()),
             "optimizer_state": self.optimizer.state_dict(),
