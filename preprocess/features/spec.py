@@ -284,3 +284,23 @@ assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32
 assert HARMONY_CLASSES == 64 and len(set(CHORD_VOCABULARY)) == 64 and CHORD_VOCABULARY[NO_CHORD] == "N"
 assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD
 assert all(set(network.sources) <= set(SOURCES) for network in NETWORKS.values())
+
+# --- the EmotionLabeller's input (preprocess.features.labeller_input.labeller_frames) ------------
+#: Bump when anything labeller_frames computes changes: a labeller checkpoint records the version
+#: of the frames it was trained on and refuses frames of another.
+LABELLER_VERSION = "kelly-labeller-1"
+LABELLER = {
+    "frame_seconds": 0.25,       # one input frame per 0.25 s of music (seconds, never beats)
+    "window_seconds": 40.0,      # a piece is labelled by windows of about an EMOPIA clip's length ...
+    "hop_seconds": 20.0,         # ... one every 20 s, their (valence, arousal) averaged
+    "pitch_reference": "every pitch class counted from the tonic of the key sounding at the frame's centre",
+    "velocity_min_distinct": 3,  # a piece whose notes have fewer distinct velocities ...
+    "velocity_min_std": 2.0,     # ... or a smaller spread (MIDI velocity units) has no velocity information
+}
+#: the frame's columns, in order: four 12-value pitch-class blocks (key-relative: index 0 = tonic)
+#: then ten scalars (preprocess.features.labeller_input documents each)
+LABELLER_COLUMNS = (tuple(f"sounding_{d}" for d in range(12)) + tuple(f"onset_{d}" for d in range(12))
+                    + tuple(f"bass_{d}" for d in range(12)) + tuple(f"top_{d}" for d in range(12))
+                    + ("onsets", "polyphony", "velocity", "velocity_known", "mean_pitch", "low_pitch",
+                       "high_pitch", "articulation", "minor_key", "silent"))
+LABELLER_INPUTS = len(LABELLER_COLUMNS)      # 58
