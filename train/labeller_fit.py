@@ -1,0 +1,97 @@
+"""Training the EmotionLabeller on annotated clips, with early stopping on held-out clips.
+
+    model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, seed=0)
+
+clips: lists of `labeller_frames` arrays (float32 [T_i, spec.LABELLER_INPUTS]); signs: float32
+[N, 2] quadrant sides in {-1, +1} (`train.labeller_model.quadrant_signs`). The stopping clips must
+be held out BY SONG (clips cut from one recording are near copies of each other: a stopping split
+that shares songs with the training clips stops late and picks an over-fitted model).
+
+Each epoch shuffles the training clips, takes one augmented view of each
+(`train.labeller_model.augment_frames`: a random window-long crop, velocities dropped or rescaled)
+and steps AdamW on `labeller_loss`. After each epoch the stopping clips are labelled as a piece is
+(`label_piece`: windows averaged) and scored by the binary cross-entropy of P(side +) =
+(y + 1) / 2 against their sides; the weights of the best epoch are kept (a deep copy), and training
+stops `patience` epochs after it. `LabellerConfig` holds every setting; its defaults are the
+configuration chosen in bench/labeller_models.py.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from train.labeller_model import (EmotionLabeller, augment_frames, label_piece, labeller_loss, pad_batch)
+
+
+@dataclass(frozen=True)
+class LabellerConfig:
+    """Every setting of a labeller's training (defaults: the chosen configuration)."""
+
+    hidden: int = 64
+    dropout: float = 0.2
+    epochs: int = 40               # at most
+    patience: int = 8              # epochs without a better stopping loss before stopping
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-3
+    smoothing: float = 0.1
+    drop_velocity: float = 0.3
+    velocity_scale: float = 0.2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def stopping_loss(model: EmotionLabeller, clips: list[np.ndarray], signs: np.ndarray) -> float:
+    """Mean BCE of (label_piece + 1) / 2 against the clips' sides (signs [N, 2] in {-1, +1})."""
+    values = np.stack([label_piece(model, c) for c in clips])
+    p = np.clip((values + 1.0) / 2.0, 1e-6, 1.0 - 1e-6)
+    target = (np.asarray(signs) + 1.0) / 2.0
+    return float(-np.mean(target * np.log(p) + (1.0 - target) * np.log(1.0 - p)))
+
+
+def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_clips: list[np.ndarray],
+                 stop_signs: np.ndarray, config: LabellerConfig = LabellerConfig(), seed: int = 0,
+                 log=None) -> tuple[EmotionLabeller, list[dict]]:
+    """Train a labeller (module docstring). Returns (the best epoch's model in eval mode, history:
+    one dict per epoch with epoch, train_loss, stop_loss). `log`: called with each history row."""
+    if not train_clips or not stop_clips:
+        raise ValueError("a labeller needs training clips and held-out stopping clips")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
+    best, best_state, since, history = float("inf"), None, 0, []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_clips))
+        total = 0.0
+        for first in range(0, order.size, config.batch_size):
+            rows = order[first:first + config.batch_size]
+            views = [augment_frames(train_clips[i], rng, drop_velocity=config.drop_velocity,
+                                    velocity_scale=config.velocity_scale) for i in rows]
+            frames, lengths = pad_batch(views)
+            loss = labeller_loss(model.logits(frames, lengths), signs[rows], config.smoothing)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * rows.size
+        model.eval()
+        stop = stopping_loss(model, stop_clips, stop_signs)
+        row = {"epoch": epoch, "train_loss": total / order.size, "stop_loss": stop}
+        history.append(row)
+        if log is not None:
+            log(row)
+        if stop < best:
+            best, best_state, since = stop, copy.deepcopy(model.state_dict()), 0
+        else:
+            since += 1
+            if since >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, history

@@ -1,0 +1,153 @@
+"""The EmotionLabeller: a piece's notes -> the (valence, arousal) that listeners hear in it.
+
+A sixth network, trained on EMOPIA's annotated clips and run here only (the plugin does not run
+it; it is not exported). Its input is `preprocess.features.labeller_input.labeller_frames`:
+float32 [T, spec.LABELLER_INPUTS] frames of spec.LABELLER["frame_seconds"] each.
+
+    model = EmotionLabeller()
+    values = model(frames [B, T, D], lengths [B])        # [B, 2] (valence, arousal) in (-1, 1)
+    v, a = label_piece(model, frames [T, D])              # a whole piece of any length
+
+Shape of the network: each frame through Linear(D, hidden) + ReLU, a bidirectional GRU over the
+frames, attention pooling (a learnt score per frame, softmax over the frames that exist), then
+Linear(2 * hidden, 2) -> z and the output tanh(z). The sign of each output is the quadrant's side
+(valence + for Q1 and Q4, arousal + for Q1 and Q2); its size is the labeller's confidence, so a
+label carries degree.
+
+Training target (`labeller_loss`): the annotated quadrant's signs s in {-1, +1}. With the output
+y = tanh(z), P(side +) = (y + 1) / 2 = sigmoid(2z), and the loss is binary cross-entropy of
+sigmoid(2z) against (s + 1) / 2, with label smoothing (targets 1 - e and e) so the outputs keep
+away from +-1 and the labels' size stays a degree rather than saturating.
+
+A piece longer than a window (spec.LABELLER["window_seconds"], about an EMOPIA clip) is labelled
+window by window, one every spec.LABELLER["hop_seconds"], the last window ending with the piece,
+and the windows' outputs are averaged (`label_piece`). Training crops clips to the same window,
+so the network never sees inputs longer than it will be asked about.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from preprocess.features import spec
+
+FRAME_SECONDS = spec.LABELLER["frame_seconds"]
+WINDOW_FRAMES = int(round(spec.LABELLER["window_seconds"] / FRAME_SECONDS))     # 160
+HOP_FRAMES = int(round(spec.LABELLER["hop_seconds"] / FRAME_SECONDS))           # 80
+VELOCITY = spec.LABELLER_COLUMNS.index("velocity")
+VELOCITY_KNOWN = spec.LABELLER_COLUMNS.index("velocity_known")
+
+
+class EmotionLabeller(nn.Module):
+    """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
+
+    def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout)}
+        self.frame = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
+        self.score = nn.Linear(2 * hidden, 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, 2))
+
+    def logits(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """z [B, 2] with outputs tanh(z); frames [B, T, D] float32, lengths [B] int (all T when None).
+        Frames past a row's length are padding and change nothing."""
+        batch, steps, _ = frames.shape
+        if lengths is None:
+            lengths = torch.full((batch,), steps, dtype=torch.long)
+        lengths = lengths.to(torch.long).cpu().clamp(1, steps)
+        packed = nn.utils.rnn.pack_padded_sequence(self.frame(frames), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        hidden, _ = self.gru(packed)
+        hidden, _ = nn.utils.rnn.pad_packed_sequence(hidden, batch_first=True, total_length=steps)
+        present = torch.arange(steps)[None, :] < lengths[:, None]
+        score = self.score(hidden).squeeze(-1).masked_fill(~present.to(hidden.device), float("-inf"))
+        pooled = torch.einsum("bt,btd->bd", torch.softmax(score, dim=1), hidden)
+        return self.head(pooled)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(valence, arousal) [B, 2] in (-1, 1)."""
+        return torch.tanh(self.logits(frames, lengths))
+
+
+def labeller_loss(logits: torch.Tensor, signs: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
+    """Mean BCE of P(side +) = sigmoid(2 z) against the quadrant's sides; logits z [B, 2] and signs
+    [B, 2] in {-1, +1} (valence, arousal), targets smoothed to [smoothing / 2, 1 - smoothing / 2]."""
+    target = (signs.to(logits.dtype) + 1.0) / 2.0 * (1.0 - smoothing) + smoothing / 2.0
+    return F.binary_cross_entropy_with_logits(2.0 * logits, target)
+
+
+def quadrant_signs(quadrant) -> np.ndarray:
+    """Russell quadrant(s) 1..4 -> (valence, arousal) signs float32 [..., 2]: Q1 (+,+), Q2 (-,+),
+    Q3 (-,-), Q4 (+,-)."""
+    q = np.asarray(quadrant, dtype=np.int64)
+    if np.any((q < 1) | (q > 4)):
+        raise ValueError(f"quadrants are 1..4, got {np.unique(q[(q < 1) | (q > 4)]).tolist()}")
+    valence = np.where((q == 1) | (q == 4), 1.0, -1.0)
+    arousal = np.where(q <= 2, 1.0, -1.0)
+    return np.stack([valence, arousal], axis=-1).astype(np.float32)
+
+
+def quadrant_of(valence, arousal) -> np.ndarray:
+    """(valence, arousal) values (any sizes, same shape) -> Russell quadrant 1..4 (int64); a value
+    of exactly 0 counts as positive."""
+    v, a = np.asarray(valence) >= 0, np.asarray(arousal) >= 0
+    return np.where(a, np.where(v, 1, 2), np.where(v, 4, 3)).astype(np.int64)
+
+
+def window_starts(n_frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES) -> np.ndarray:
+    """First frame of each window labelling a piece of `n_frames` frames (int64 [K], K >= 1): one
+    every `hop` frames, the last ending with the piece; one window at 0 for a piece not longer
+    than `window`."""
+    if n_frames <= window:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, n_frames - window, hop, dtype=np.int64)
+    return np.append(starts, n_frames - window)
+
+
+@torch.no_grad()
+def label_piece(model: EmotionLabeller, frames, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES,
+                ) -> np.ndarray:
+    """(valence, arousal) float32 [2] in (-1, 1) of a whole piece: frames [T, D] (numpy or torch)
+    labelled by windows (`window_starts`) and the windows' outputs averaged."""
+    x = torch.as_tensor(np.asarray(frames, dtype=np.float32))
+    starts = window_starts(x.shape[0], window, hop)
+    length = min(window, x.shape[0])
+    batch = torch.stack([x[s:s + length] for s in starts])
+    was_training = model.training
+    model.eval()
+    try:
+        values = model(batch)
+    finally:
+        model.train(was_training)
+    return values.mean(dim=0).numpy().astype(np.float32)
+
+
+def augment_frames(frames: np.ndarray, rng: np.random.Generator, window: int = WINDOW_FRAMES,
+                   drop_velocity: float = 0.3, velocity_scale: float = 0.2) -> np.ndarray:
+    """A training view of one clip's frames [T, D] (float32, a copy): a random crop of at most
+    `window` frames; with probability `drop_velocity` the velocity columns cleared as for a file
+    without velocity information (velocity 0, velocity_known 0), else the velocities scaled by a
+    factor in [1 - velocity_scale, 1 + velocity_scale] (clipped to [0, 1]): arousal must also be
+    read from density and articulation, and from loudness recorded at another level."""
+    n = frames.shape[0]
+    start = int(rng.integers(0, n - window + 1)) if n > window else 0
+    x = np.array(frames[start:start + window], dtype=np.float32)
+    if x[:, VELOCITY_KNOWN].any():
+        if rng.random() < drop_velocity:
+            x[:, VELOCITY] = 0.0
+            x[:, VELOCITY_KNOWN] = 0.0
+        else:
+            x[:, VELOCITY] = np.clip(x[:, VELOCITY] * rng.uniform(1 - velocity_scale, 1 + velocity_scale), 0, 1)
+    return x
+
+
+def pad_batch(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips [T_i, D] -> (frames float32 [B, max T_i, D] zero-padded, lengths int64 [B])."""
+    lengths = torch.tensor([c.shape[0] for c in clips], dtype=torch.long)
+    out = torch.zeros((len(clips), int(lengths.max()), clips[0].shape[1]), dtype=torch.float32)
+    for i, c in enumerate(clips):
+        out[i, :c.shape[0]] = torch.as_tensor(c)
+    return out, lengths
