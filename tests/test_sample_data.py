@@ -68,7 +68,8 @@ def rank_correlation(x, y) -> float:
 def test_distributed_layout(sample):
     root, summary = sample
     assert summary["layout"] == "distributed"
-    assert summary["counts"] == {"deam": 5, "maestro": 5, "groove": 43, "lakh": 9, "harmony": 60}
+    assert summary["counts"] == {"deam": 5, "maestro": 5, "groove": 43, "lakh": 9, "harmony": 60,
+                                 "emopia": 28}
     for rel in (deam.STATIC_1_2000, deam.STATIC_2000_2058, deam.DYNAMIC_AROUSAL, deam.DYNAMIC_VALENCE,
                 "maestro-v3.0.0/maestro-v3.0.0.csv", "maestro-v3.0.0/maestro-v3.0.0.json", "groove/info.csv",
                 "harmony/chord_progressions.json"):

@@ -10,7 +10,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 
-FEATURE_VERSION = "kelly-features-3"
+FEATURE_VERSION = "kelly-features-4"
 
 # --- audio (EmotionRecognizer input) -------------------------------------------------------------
 AUDIO = {

@@ -10,6 +10,7 @@
     groove/info.csv and groove/drummerN/{session}/..._beat_4-4.mid                   drum performances
     lmd_full/{h}/{md5}.mid, lmd_matched/{R}/{R}/{R}/{MSD id}/{md5}.mid, clean_midi/{Artist}/{Title}.mid
     harmony/chord_progressions.json
+    emopia/midis/Q{n}_{song id}_{clip}.mid, emopia/split/{train,val,test}.csv            pop-piano clips, quadrants
 
 or, with legacy=True, the older guides' layouts (see preprocess.sample_data.legacy). The music is
 composed from a Character per piece (mode, tempo, loudness, density, register, brightness) and the
@@ -33,9 +34,11 @@ __all__ = ["make_sample_data"]
 SIZES = {
     "full": {"deam": {"n_clips": 28, "n_full_songs": 4}, "maestro": {"n_pieces": 200}, "groove": {"rounds": 3},
              "lakh": {"n_songs": 200, "n_matched": 12, "n_clean": 5}, "harmony": {"n": 150},
+             "emopia": {"n_songs": 48},
              "legacy": {"n_clips": 10, "n_songs": 12, "n_pieces": 6, "n_takes": 14, "n_progressions": 60}},
     "small": {"deam": {"n_clips": 4, "n_full_songs": 1}, "maestro": {"n_pieces": 5}, "groove": {"rounds": 1},
               "lakh": {"n_songs": 8, "n_matched": 4, "n_clean": 2}, "harmony": {"n": 60},
+              "emopia": {"n_songs": 8},
               "legacy": {"n_clips": 3, "n_songs": 5, "n_pieces": 3, "n_takes": 6, "n_progressions": 30}},
 }
 
@@ -77,6 +80,7 @@ def make_sample_data(root: Path, *, seed: int = 0, legacy: bool = False, small: 
         reports = write_legacy(root, seed, **sizes["legacy"])
     else:
         from .deam import write_deam
+        from .emopia import write_emopia
         from .groove import write_groove
         from .harmony import write_chord_progressions
         from .lakh import write_lakh
@@ -89,6 +93,7 @@ def make_sample_data(root: Path, *, seed: int = 0, legacy: bool = False, small: 
             "lakh": write_lakh(root, seed, **sizes["lakh"]),
             "harmony": WriteReport(count=write_chord_progressions(root / "harmony" / "chord_progressions.json",
                                                                   seed, **sizes["harmony"])),
+            "emopia": write_emopia(root, seed, **sizes["emopia"]),
         }
     faults = {path: fault for r in reports.values() for path, fault in r.broken.items()}
     summary = {

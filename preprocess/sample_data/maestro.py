@@ -58,15 +58,18 @@ def plan_piece(target: tuple[float, float], tonic: int, rng: np.random.Generator
     character = character_for(*target, rng)
     key = key_for(character, tonic)
     beats_per_bar = 3 if rng.random() < 0.25 else 4
+    return PiecePlan(key, character, beats_per_bar, texture_for(character, beats_per_bar),
+                     float(rng.uniform(60.0, 90.0)))
+
+
+def texture_for(character: Character, beats_per_bar: int) -> str:
+    """The accompaniment a pianist plays for this character: a waltz in 3/4, else half-note
+    chords, arpeggios or an Alberti bass as the density rises."""
     if beats_per_bar == 3:
-        texture = "waltz"
-    elif character.density < 0.35:
-        texture = "halves"
-    elif character.density < 0.65:
-        texture = "arpeggio"
-    else:
-        texture = "alberti"
-    return PiecePlan(key, character, beats_per_bar, texture, float(rng.uniform(60.0, 90.0)))
+        return "waltz"
+    if character.density < 0.35:
+        return "halves"
+    return "arpeggio" if character.density < 0.65 else "alberti"
 
 
 def compose(plan: PiecePlan, rng: np.random.Generator) -> tuple[list[music.NoteEvent], list[music.NoteEvent], int]:
