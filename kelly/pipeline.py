@@ -32,6 +32,9 @@ from pathlib import Path
 from common.errors import KellyError
 
 SAMPLE_OUTPUT = Path("runs/sample")
+#: the EmotionLabeller's epochs on the sample data unless --epochs is given: its ~100 clips learn what
+#: they can in that many (kelly pipeline --sample stays under a minute)
+SAMPLE_LABELLER_EPOCHS = 10
 #: training settings the pipeline passes on to `kelly train` when given
 TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience", "seed", "device")
 
@@ -109,7 +112,10 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     keys = [network_key(m) for m in models] if models else [LABELLER_KEY, *NETWORK_KEYS]
     labeller_trained = False
     if LABELLER_KEY in keys:
-        stages["labels"] = labels_stage(cache_dir, output, progress=progress, train_settings=train_settings)
+        settings = dict(train_settings)
+        if sample:
+            settings.setdefault("epochs", SAMPLE_LABELLER_EPOCHS)
+        stages["labels"] = labels_stage(cache_dir, output, progress=progress, train_settings=settings)
         labeller_trained = stages["labels"]["labeller_trained"]
     keys = [k for k in keys if k != LABELLER_KEY]
     _stage("train", ", ".join(keys))

@@ -139,7 +139,7 @@ def failures_by_file(cache: Path) -> dict[str, tuple[str, str, str]]:
 def test_build_records_planted_faults_and_a_rerun_skips_everything(midi_datasets, reference, tmp_path):
     datasets, unusable = midi_datasets
     cache, summary = reference
-    assert set(summary["sources"]) == set(MIDI_SOURCES) and summary["not_found"] == ["deam"]
+    assert set(summary["sources"]) == set(MIDI_SOURCES) and summary["not_found"] == ["deam", "emopia"]
     failed_files = {e["file"] for bucket in summary["failures"].values() for e in bucket["examples"]}
     n_failed = sum(s["failed"] for s in summary["sources"].values())
     assert n_failed == len(unusable) and set(summary["failures"]) == {"error"}
