@@ -201,7 +201,12 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
         if key == spec.LABELLER_KEY:
             from train.labeller_evaluate import evaluate_labeller
 
-            report["networks"][key] = evaluate_labeller(path, cache_dir)
+            try:
+                report["networks"][key] = evaluate_labeller(path, cache_dir)
+            except KellyError as exc:
+                if models is not None:          # asked for by name: its fault is the command's
+                    raise
+                report.setdefault("notes", []).append(f"EmotionLabeller not evaluated: {exc}")
             continue
         model, checkpoint = load_network(path)
         config = checkpoint["config"]
@@ -244,6 +249,7 @@ def format_table(report: dict) -> str:
             first = False
     for key in report.get("missing", []):
         lines.append(f"{key:<18} no checkpoint")
+    lines.extend(report.get("notes", []))
     if report.get("emotion_response"):
         from train.response import format_summary
 
