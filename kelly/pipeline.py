@@ -117,6 +117,13 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
             settings.setdefault("epochs", SAMPLE_LABELLER_EPOCHS)
         stages["labels"] = labels_stage(cache_dir, output, progress=progress, train_settings=settings)
         labeller_trained = stages["labels"]["labeller_trained"]
+    else:
+        from preprocess.cache.labels import read_labels
+
+        kept = read_labels(cache_dir)
+        if kept is not None:
+            print(f"\n== labels: the cache's labels table ({kept.label_source}) labels its unannotated MIDI items",
+                  flush=True)
     keys = [k for k in keys if k != LABELLER_KEY]
     _stage("train", ", ".join(keys))
     trained = run_training(TrainOptions(cache_dir=cache_dir, output=output, models=keys, progress=progress,

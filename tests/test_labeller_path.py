@@ -172,3 +172,18 @@ def test_the_label_source_reaches_the_export_metadata(trained, kelly_cli):
     model, checkpoint = load_network(output / "checkpoints" / "melodytransformer_best.pt")
     items = build_metadata(model, checkpoint)["label_sources"]["items"]
     assert items["annotated"] == 1 and sum(n for name, n in items.items() if name.startswith("labeller:")) == 2
+
+
+def test_without_emopia_the_pipeline_falls_back_to_the_proxies_and_says_so(trained, tmp_path, capsys):
+    from kelly.pipeline import labels_stage
+    from preprocess.cache.labels import LabelTable, labels_path, write_labels
+    from preprocess.job import run_preprocess
+
+    cache = tmp_path / "cache"
+    run_preprocess(["lakh"], datasets_dir=trained["datasets"], cache_dir=cache, workers=1, progress=False)
+    write_labels(cache, LabelTable("labeller:000000000000", spec.LABELLER_VERSION, "old.pt"))   # an earlier run's
+    result = labels_stage(cache, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert result["fallback"] == "no EMOPIA clips in the cache" and not result["labeller_trained"] and result["ok"]
+    assert "the networks train on the proxy labels" in out and "removed the labels table" in out
+    assert not labels_path(cache).exists()
