@@ -181,7 +181,7 @@ def _section(raw: dict, name: str, path: Path) -> dict:
 #: a network's own defaults, where they differ from NetworkConfig's: the labeller trains on ~600
 #: whole clips (one sample each), not on windows by the thousand (train.labeller_fit's settings)
 NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "labeller": {"epochs": 40, "batch_size": 16, "learning_rate": 2e-3, "weight_decay": 1e-4,
+    "labeller": {"epochs": 40, "batch_size": 32, "learning_rate": 3e-3, "weight_decay": 1e-4,
                  "early_stopping_patience": 8},
 }
 

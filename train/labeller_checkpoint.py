@@ -31,12 +31,15 @@ def load_labeller(path: str | Path) -> tuple[LabellerNetwork, dict]:
                          f"{spec.LABELLER_VERSION!r}; train it again (kelly preprocess emopia, kelly train "
                          f"--models labeller)")
     config = checkpoint.get("model_config")
-    if not isinstance(config, dict) or set(config) != {"inputs", "hidden", "dropout"}:
+    if not isinstance(config, dict) or "inputs" not in config:
         raise KellyError(f"{path}: the labeller checkpoint lacks its model settings (model_config)")
     if config["inputs"] != spec.LABELLER_INPUTS:
         raise KellyError(f"{path}: a labeller of {config['inputs']} inputs per frame, this code makes "
                          f"{spec.LABELLER_INPUTS}")
-    model = LabellerNetwork(**config)
+    try:
+        model = LabellerNetwork(**config)
+    except TypeError as exc:
+        raise KellyError(f"{path}: the labeller's model settings {config} are not this code's ({exc})") from None
     load_weights(model, checkpoint["model_state"], path)
     model.eval()
     return model, checkpoint

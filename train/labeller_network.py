@@ -25,13 +25,60 @@ KEY = spec.LABELLER_KEY
 ATANH_LIMIT = 0.999
 
 
+#: the decay per optimizer step of the weights' moving average (train.labeller_fit's choice: one
+#: epoch's noise in the validation score is large on a few hundred clips, the average's smaller)
+AVERAGE_DECAY = 0.98
+
+
+def _average_name(parameter: str) -> str:
+    return "average__" + parameter.replace(".", "__")
+
+
 class LabellerNetwork(EmotionLabeller):
     """EmotionLabeller with the loop's interface. Its frames are bounded by construction ([0, 1] or
-    [-1, 1], preprocess.features.labeller_input), so no input standardisation is folded in."""
+    [-1, 1], preprocess.features.labeller_input), so no input standardisation is folded in.
+
+    Weight averaging: beside each parameter a buffer holds its moving average over the optimizer
+    steps (`after_step`, which the loop calls after each step: average += (1 - AVERAGE_DECAY) *
+    (weight - average)). In training mode the network runs on its weights; in eval mode (validation,
+    early stopping's choice, labelling) on their averages. The averages are buffers, so they are in
+    every checkpoint and a resumed run continues them exactly."""
 
     key = KEY
     name = spec.LABELLER_NETWORK.class_name
     is_recurrent = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._parameter_names = [name for name, _ in self.named_parameters()]
+        for name, value in self.named_parameters():
+            self.register_buffer(_average_name(name), value.detach().clone())
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Move each average towards its weight by (1 - AVERAGE_DECAY)."""
+        for name, value in self.named_parameters():
+            getattr(self, _average_name(name)).lerp_(value, 1.0 - AVERAGE_DECAY)
+
+    @torch.no_grad()
+    def reset_average(self) -> None:
+        """Every average set to its weight (after the weights are set other than by a step)."""
+        for name, value in self.named_parameters():
+            getattr(self, _average_name(name)).copy_(value)
+
+    def logits(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """As EmotionLabeller.logits; in eval mode with the averaged weights (swapped in for the call)."""
+        if self.training:
+            return super().logits(frames, lengths)
+        parameters = [value for _, value in self.named_parameters()]
+        kept = [value.data for value in parameters]
+        try:
+            for name, value in zip(self._parameter_names, parameters):
+                value.data = getattr(self, _average_name(name))
+            return super().logits(frames, lengths)
+        finally:
+            for value, data in zip(parameters, kept):
+                value.data = data
 
     @property
     def output_size(self) -> int:
@@ -49,6 +96,7 @@ class LabellerNetwork(EmotionLabeller):
         mean = np.clip(np.asarray(target_mean, dtype=np.float64), -ATANH_LIMIT, ATANH_LIMIT)
         with torch.no_grad():
             self.head[-1].bias.copy_(torch.as_tensor(np.arctanh(mean), dtype=self.head[-1].bias.dtype))
+        self.reset_average()
 
     def checkpoint_extra(self) -> dict:
         """What a labeller checkpoint holds besides the loop's keys."""
