@@ -32,6 +32,7 @@ class LabellerConfig:
 
     hidden: int = 64
     dropout: float = 0.2
+    summary: bool = False
     epochs: int = 40               # at most
     patience: int = 8              # epochs without a better stopping loss before stopping
     batch_size: int = 16
@@ -62,7 +63,7 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
         raise ValueError("a labeller needs training clips and held-out stopping clips")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout)
+    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
     best, best_state, since, history = float("inf"), None, 0, []

@@ -10,7 +10,9 @@ float32 [T, spec.LABELLER_INPUTS] frames of spec.LABELLER["frame_seconds"] each.
 
 Shape of the network: each frame through Linear(D, hidden) + ReLU, a bidirectional GRU over the
 frames, attention pooling (a learnt score per frame, softmax over the frames that exist), then
-Linear(2 * hidden, 2) -> z and the output tanh(z). The sign of each output is the quadrant's side
+Linear(2 * hidden, 2) -> z and the output tanh(z). With ``summary=True`` the head also reads the
+mean of the input frames (the piece's counts: pitch-class histogram, density, loudness) beside the
+pooled GRU state. The sign of each output is the quadrant's side
 (valence + for Q1 and Q4, arousal + for Q1 and Q2); its size is the labeller's confidence, so a
 label carries degree.
 
@@ -43,13 +45,15 @@ VELOCITY_KNOWN = spec.LABELLER_COLUMNS.index("velocity_known")
 class EmotionLabeller(nn.Module):
     """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
 
-    def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2):
+    def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2,
+                 summary: bool = False):
         super().__init__()
-        self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout)}
+        self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout),
+                       "summary": bool(summary)}
         self.frame = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
         self.score = nn.Linear(2 * hidden, 1)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, 2))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden + (inputs if summary else 0), 2))
 
     def logits(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """z [B, 2] with outputs tanh(z); frames [B, T, D] float32, lengths [B] int (all T when None).
@@ -65,6 +69,9 @@ class EmotionLabeller(nn.Module):
         present = torch.arange(steps)[None, :] < lengths[:, None]
         score = self.score(hidden).squeeze(-1).masked_fill(~present.to(hidden.device), float("-inf"))
         pooled = torch.einsum("bt,btd->bd", torch.softmax(score, dim=1), hidden)
+        if self.config["summary"]:
+            weight = present.to(frames.dtype) / lengths[:, None].to(frames.dtype)
+            pooled = torch.cat([pooled, torch.einsum("bt,btd->bd", weight.to(frames.device), frames)], dim=1)
         return self.head(pooled)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
