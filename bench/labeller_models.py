@@ -10,7 +10,8 @@ Models:
 - ``logreg``: logistic regression (one for valence, one for arousal) on each clip's summary: the
   mean of its frames and the standard deviation over its sounding frames (the counts: key-relative
   pitch-class histograms, density, velocity, register, articulation, mode); C picked on the
-  stopping clips.
+  stopping clips; ``logreg-aug``: the same trained on every clip twice, as it is and with its
+  velocities removed (the sequence models' velocity augmentation, for counts).
 - ``gru``: train.labeller_model.EmotionLabeller (frames -> GRU -> attention pooling), windows
   averaged over a clip as `label_piece` does; ``gru+summary``: the same with the frame mean beside
   the pooled state (LabellerConfig(summary=True)); ``gru-novel``: trained without velocity
@@ -167,10 +168,12 @@ def main(argv=None) -> int:
     print(f"{'':<16} {'validation clips':^59} {'validation clips, velocities removed':^59}")
     print(f"{'model':<16} {header} {header}  train CPU s")
     for name in args.models.split(","):
-        if name == "logreg":
+        if name in ("logreg", "logreg-aug"):
             tests = [np.stack([summary(x) for x in val[view]]) for view in val]
-            values, seconds = logreg_values(np.stack([summary(frames[n]) for n in fit]), q_fit,
-                                            np.stack([summary(frames[n]) for n in stop]), q_stop, tests)
+            views = (lambda x: x,) if name == "logreg" else (lambda x: x, without_velocity)
+            values, seconds = logreg_values(
+                np.stack([summary(v(frames[n])) for v in views for n in fit]), np.tile(q_fit, len(views)),
+                np.stack([summary(v(frames[n])) for v in views for n in stop]), np.tile(q_stop, len(views)), tests)
             report(name, [{view: scores(v, q_val) for view, v in zip(val, values)}], [seconds])
             continue
         config = SEQUENCE_MODELS[name]

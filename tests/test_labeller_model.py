@@ -58,6 +58,13 @@ def test_frames_shape_units_and_columns(song):
     # the bass plays the chord roots from pitch 36..47 (in 0.9-beat notes): the lowest pitch mostly sits there
     low = frames[heard, COLUMN["low_pitch"]] * 48 + 60
     assert np.median(low) < 48 and np.mean(low < 48) > 0.9
+    # one chord quality per frame; Am (the tonic, root 0) is the commonest chord, and the piece's
+    # chords are Am F C G Am Dm E7 Am: minor, major and dominant sevenths
+    qualities = frames[:, COLUMN["chord_maj"]:COLUMN["chord_N"] + 1]
+    assert np.all(qualities.sum(axis=1) == 1.0)
+    roots = frames[heard, COLUMN["chord_root_0"]:COLUMN["chord_root_0"] + 12].sum(axis=0)
+    assert roots.argmax() == 0 and roots[[0, 3, 5, 7, 8, 10]].sum() > 0.8 * roots.sum()
+    assert min(qualities[heard][:, [0, 1, 2]].sum(axis=0)) > 0
     assert frames[:, COLUMN["velocity_known"]].min() == 1.0
     first = frames[0]
     assert 0.3 < first[COLUMN["velocity"]] < 0.8            # velocities 50..90 of 127
@@ -132,7 +139,7 @@ def test_labeller_learns_a_separable_quadrant_task():
     clips, signs, _ = _toy_clips(rng, 64)
     stop, stop_signs, _ = _toy_clips(rng, 16)
     test, _, quadrant = _toy_clips(rng, 40)
-    model, history = fit_labeller(clips, signs, stop, stop_signs, LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2))
+    model, history = fit_labeller(clips, signs, stop, stop_signs, LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2, average=0.0))
     values = np.stack([label_piece(model, x) for x in test])
     assert np.mean(quadrant_of(values[:, 0], values[:, 1]) == quadrant) >= 0.95
     assert history[-1]["stop_loss"] < history[0]["stop_loss"]
@@ -152,7 +159,7 @@ def test_labeller_beats_chance_on_emopia_clips():
     signs = quadrant_signs(quadrant["train"])
     stop = np.array([spec.split_fraction(n.rsplit("_", 1)[0][3:], 0) < 0.2 for n in chosen["train"]])  # by song
     model, _ = fit_labeller([x for x, s in zip(crops, stop) if not s], signs[~stop],
-                            [x for x, s in zip(crops, stop) if s], signs[stop], LabellerConfig(hidden=32, epochs=6, patience=6, batch_size=8, learning_rate=5e-3))
+                            [x for x, s in zip(crops, stop) if s], signs[stop], LabellerConfig(hidden=32, epochs=6, patience=6, batch_size=8, learning_rate=5e-3, summary=True, average=0.9))
     values = np.stack([label_piece(model, x) for x in frames["val"]])
     signs = quadrant_signs(quadrant["val"])
     arousal = np.mean((values[:, 1] >= 0) == (signs[:, 1] > 0))
