@@ -11,8 +11,10 @@ Each epoch shuffles the training clips, takes one augmented view of each
 (`train.labeller_model.augment_frames`: a random window-long crop, velocities dropped or rescaled)
 and steps AdamW on `labeller_loss`. After each epoch the stopping clips are labelled as a piece is
 (`label_piece`: windows averaged) and scored by the binary cross-entropy of P(side +) =
-(y + 1) / 2 against their sides; the weights of the best epoch are kept (a deep copy), and training
-stops `patience` epochs after it. `LabellerConfig` holds every setting; its defaults are the
+(y + 1) / 2 against their sides. What is evaluated and kept is the moving average of the weights
+over the steps (decay LabellerConfig.average: one epoch's noise in the stopping score is large
+on a few hundred clips, the average's is smaller); the best epoch's (a deep copy) is returned,
+and training stops `patience` epochs after it. `LabellerConfig` holds every setting; its defaults are the
 configuration chosen in bench/labeller_models.py.
 """
 from __future__ import annotations
@@ -32,14 +34,17 @@ class LabellerConfig:
 
     hidden: int = 64
     dropout: float = 0.2
+    summary: bool = False
     epochs: int = 40               # at most
     patience: int = 8              # epochs without a better stopping loss before stopping
-    batch_size: int = 16
-    learning_rate: float = 2e-3
+    batch_size: int = 32
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-3
     smoothing: float = 0.1
     drop_velocity: float = 0.3
     velocity_scale: float = 0.2
+    shortest_crop: float = 1.0     # training crops last between this fraction of a window and a window
+    average: float = 0.98          # weights evaluated and kept: their moving average, this decay per step (0: off)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,14 +60,16 @@ def stopping_loss(model: EmotionLabeller, clips: list[np.ndarray], signs: np.nda
 
 def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_clips: list[np.ndarray],
                  stop_signs: np.ndarray, config: LabellerConfig = LabellerConfig(), seed: int = 0,
-                 log=None) -> tuple[EmotionLabeller, list[dict]]:
+                 log=None, on_epoch=None) -> tuple[EmotionLabeller, list[dict]]:
     """Train a labeller (module docstring). Returns (the best epoch's model in eval mode, history:
-    one dict per epoch with epoch, train_loss, stop_loss). `log`: called with each history row."""
+    one dict per epoch with epoch, train_loss, stop_loss). `log`: called with each history row;
+    `on_epoch`: called with (row, the model as evaluated) after each epoch."""
     if not train_clips or not stop_clips:
         raise ValueError("a labeller needs training clips and held-out stopping clips")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout)
+    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary)
+    averaged = copy.deepcopy(model).eval() if config.average > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
     best, best_state, since, history = float("inf"), None, 0, []
@@ -73,21 +80,28 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
         for first in range(0, order.size, config.batch_size):
             rows = order[first:first + config.batch_size]
             views = [augment_frames(train_clips[i], rng, drop_velocity=config.drop_velocity,
-                                    velocity_scale=config.velocity_scale) for i in rows]
+                                    velocity_scale=config.velocity_scale, shortest=config.shortest_crop)
+                     for i in rows]
             frames, lengths = pad_batch(views)
             loss = labeller_loss(model.logits(frames, lengths), signs[rows], config.smoothing)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if averaged is not model:
+                with torch.no_grad():
+                    for mean, value in zip(averaged.parameters(), model.parameters()):
+                        mean.lerp_(value, 1.0 - config.average)
             total += float(loss.detach()) * rows.size
-        model.eval()
-        stop = stopping_loss(model, stop_clips, stop_signs)
+        averaged.eval()
+        stop = stopping_loss(averaged, stop_clips, stop_signs)
         row = {"epoch": epoch, "train_loss": total / order.size, "stop_loss": stop}
         history.append(row)
         if log is not None:
             log(row)
+        if on_epoch is not None:
+            on_epoch(row, averaged)
         if stop < best:
-            best, best_state, since = stop, copy.deepcopy(model.state_dict()), 0
+            best, best_state, since = stop, copy.deepcopy(averaged.state_dict()), 0
         else:
             since += 1
             if since >= config.patience:
