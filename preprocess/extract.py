@@ -327,15 +327,13 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
 def extract_emopia(item, content_hash: str) -> ItemResult:
     """EMOPIA clip -> "labeller" rows: the clip's frames (`labeller_input.labeller_frames`, one row
     per frame, window = the frame's index), each with the clip's annotated (valence, arousal) signs."""
-    from preprocess.features.keys import estimate_keys
     from preprocess.features.labeller_input import labeller_frames
 
     v, a = _annotated_labels(item)
     notes = _load_notes(item, pitched=True)
-    with stage("keys"):
-        keys = estimate_keys(notes)
+    chords, keys = _chords_and_keys(notes)
     with stage("labeller"):
-        frames = labeller_frames(notes, keys)
+        frames = labeller_frames(notes, keys, chords)
     targets = np.tile(np.array([v, a], dtype=np.float32), (len(frames), 1))
     samples = {"labeller": _samples("labeller", targets, np.arange(len(frames)), inputs=frames)}
     attributes = {"frames": int(len(frames)), "duration_s": float(len(frames) * spec.LABELLER["frame_seconds"])}
@@ -378,7 +376,7 @@ FEATURE_MODULES: dict[str, tuple[str, ...]] = {
                 "dynamics"),
     "groove": ("midi", "proxy_labels", "embedding", "groove"),
     "harmony": ("embedding", "chords", "key_relative", "harmony"),
-    "emopia": ("midi", "embedding", "keys", "labeller_input"),
+    "emopia": ("midi", "embedding", "chords", "keys", "labeller_input"),
 }
 
 

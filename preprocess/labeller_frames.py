@@ -3,8 +3,8 @@
     frames = file_frames("song.mid")        # float32 [T, spec.LABELLER_INPUTS]
 
 The same steps as the cache's EMOPIA rows (`preprocess.extract.extract_emopia`): the notes
-(`preprocess.features.midi.load_notes`), the keys section by section
-(`preprocess.features.keys.estimate_keys`), the frames
+(`preprocess.features.midi.load_notes`), the chords and the keys section by section
+(`preprocess.features.keys.chords_and_keys`), the frames
 (`preprocess.features.labeller_input.labeller_frames`). A file that cannot be read, or has no
 pitched note, raises `FramesError` with the step it failed in ("midi", "keys", "frames").
 Run it through `preprocess.parallel` (isolated workers): a malformed file that crashes the C++
@@ -27,7 +27,7 @@ class FramesError(Exception):
 
 def file_frames(path: str | Path) -> np.ndarray:
     """The labeller's frames of the MIDI file at `path`: float32 [T, spec.LABELLER_INPUTS], T >= 1."""
-    from preprocess.features.keys import estimate_keys
+    from preprocess.features.keys import chords_and_keys
     from preprocess.features.labeller_input import labeller_frames
     from preprocess.features.midi import load_notes
 
@@ -38,11 +38,11 @@ def file_frames(path: str | Path) -> np.ndarray:
     if not np.any(~notes.is_drum):
         raise FramesError("midi", f"no pitched notes ({len(notes)} drum notes only): nothing for the labeller")
     try:
-        keys = estimate_keys(notes)
+        chords, keys = chords_and_keys(notes)
     except Exception as exc:
         raise FramesError("keys", _reason(exc, path)) from None
     try:
-        frames = labeller_frames(notes, keys)
+        frames = labeller_frames(notes, keys, chords)
     except Exception as exc:
         raise FramesError("frames", _reason(exc, path)) from None
     if not np.isfinite(frames).all():
