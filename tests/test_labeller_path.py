@@ -187,3 +187,15 @@ def test_without_emopia_the_pipeline_falls_back_to_the_proxies_and_says_so(train
     assert result["fallback"] == "no EMOPIA clips in the cache" and not result["labeller_trained"] and result["ok"]
     assert "the networks train on the proxy labels" in out and "removed the labels table" in out
     assert not labels_path(cache).exists()
+
+
+def test_a_resumed_labeller_ends_where_an_uninterrupted_one_does(trained, kelly_cli, tmp_path):
+    common = ("--cache-dir", trained["cache"], "--models", "labeller", "--no-progress", "--no-plots", "--no-history")
+    assert kelly_cli("train", *common, "-o", tmp_path / "whole", "-e", "2")[0] == 0
+    assert kelly_cli("train", *common, "-o", tmp_path / "split", "-e", "1")[0] == 0
+    assert kelly_cli("train", *common, "-o", tmp_path / "split", "-e", "2", "--resume", "labeller")[0] == 0
+    whole, split = (torch.load(tmp_path / run / "checkpoints" / "emotionlabeller_latest.pt", weights_only=True)
+                    for run in ("whole", "split"))
+    assert whole["epoch"] == split["epoch"] == 2
+    for name, value in whole["model_state"].items():          # the weights and their moving averages
+        assert torch.equal(value, split["model_state"][name]), name
