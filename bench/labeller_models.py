@@ -14,8 +14,9 @@ Models:
   velocities removed (the sequence models' velocity augmentation, for counts).
 - ``gru``: train.labeller_model.EmotionLabeller (frames -> GRU -> attention pooling), windows
   averaged over a clip as `label_piece` does; ``gru+summary``: the same with the frame mean beside
-  the pooled state (LabellerConfig(summary=True)); ``gru-novel``: trained without velocity
-  augmentation (drop_velocity 0, velocity_scale 0).
+  the pooled state (LabellerConfig(summary=True), the default); ``gru+summary-novel``: trained
+  without velocity augmentation (drop_velocity 0, velocity_scale 0); ``gru+summary-crops``:
+  hidden 48, dropout 0.3, training crops of half a window to a window.
 - ``ens:NAME``: the mean of the NAME models of every seed.
 
 Printed per model: accuracy 4Q / valence / arousal and balanced accuracy valence / arousal, mean
@@ -53,10 +54,10 @@ ANCHORS = (  # EMOPIA official test split, Hung et al. ISMIR 2021 Table 4: (4Q, 
     ("LSTM-Attn, REMI (paper)", 0.615, 0.746, 0.890),
 )
 SEQUENCE_MODELS = {
-    "gru": LabellerConfig(),
+    "gru": LabellerConfig(summary=False),
     "gru+summary": LabellerConfig(summary=True),
-    "gru-novel": LabellerConfig(drop_velocity=0.0, velocity_scale=0.0),
-    "gru-wide": LabellerConfig(hidden=96),
+    "gru+summary-novel": LabellerConfig(summary=True, drop_velocity=0.0, velocity_scale=0.0),
+    "gru+summary-crops": LabellerConfig(summary=True, dropout=0.3, hidden=48, shortest_crop=0.5),
 }
 
 

@@ -1,6 +1,7 @@
 """Training the EmotionLabeller on annotated clips, with early stopping on held-out clips.
 
     model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, seed=0)
+    ensemble, histories = fit_ensemble(train_clips, train_signs, stop_clips, stop_signs, seeds=(0, 1, 2))
 
 clips: lists of `labeller_frames` arrays (float32 [T_i, spec.LABELLER_INPUTS]); signs: float32
 [N, 2] quadrant sides in {-1, +1} (`train.labeller_model.quadrant_signs`). The stopping clips must
@@ -25,7 +26,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from train.labeller_model import (EmotionLabeller, augment_frames, label_piece, labeller_loss, pad_batch)
+from train.labeller_model import (EmotionLabeller, LabellerEnsemble, augment_frames, label_piece, labeller_loss,
+                                  pad_batch)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,9 @@ class LabellerConfig:
 
     hidden: int = 64
     dropout: float = 0.2
-    summary: bool = False
-    epochs: int = 40               # at most
-    patience: int = 8              # epochs without a better stopping loss before stopping
+    summary: bool = True
+    epochs: int = 30               # at most
+    patience: int = 6              # epochs without a better stopping loss before stopping
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-3
@@ -109,3 +111,17 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
     model.load_state_dict(best_state)
     model.eval()
     return model, history
+
+
+def fit_ensemble(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_clips: list[np.ndarray],
+                 stop_signs: np.ndarray, config: LabellerConfig = LabellerConfig(), seeds=(0, 1, 2),
+                 log=None) -> tuple[LabellerEnsemble, list[list[dict]]]:
+    """One labeller per seed (`fit_labeller`, same clips and config), averaged. Returns (the
+    ensemble in eval mode, each member's history). `log`: called with (seed, history row)."""
+    members, histories = [], []
+    for seed in seeds:
+        model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, config, seed=seed,
+                                      log=None if log is None else (lambda row, s=seed: log(s, row)))
+        members.append(model)
+        histories.append(history)
+    return LabellerEnsemble(members).eval(), histories

@@ -7,6 +7,9 @@ float32 [T, spec.LABELLER_INPUTS] frames of spec.LABELLER["frame_seconds"] each.
     model = EmotionLabeller()
     values = model(frames [B, T, D], lengths [B])        # [B, 2] (valence, arousal) in (-1, 1)
     v, a = label_piece(model, frames [T, D])              # a whole piece of any length
+    ensemble = LabellerEnsemble([model, ...])             # seeds averaged; label_piece takes it too
+    saved = labeller_checkpoint(ensemble)                 # a dict for torch.save ...
+    model = labeller_from_checkpoint(saved)               # ... and back (refuses other frame versions)
 
 Shape of the network: a convolution over time (Conv1d(D, hidden), 3 frames wide, stride 2: one
 step per 0.5 s) + ReLU, a bidirectional GRU over the steps, attention pooling (a learnt score per frame, softmax over the frames that exist), then
@@ -89,6 +92,22 @@ class EmotionLabeller(nn.Module):
         return torch.tanh(self.logits(frames, lengths))
 
 
+class LabellerEnsemble(nn.Module):
+    """Labellers trained alike from different seeds, their outputs averaged: frames [B, T, D]
+    (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1), the mean of the members' outputs.
+    `label_piece` takes it as it takes one EmotionLabeller."""
+
+    def __init__(self, members: list[EmotionLabeller]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one labeller")
+        self.members = nn.ModuleList(members)
+        self.config = dict(members[0].config, members=len(members))
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([m(frames, lengths) for m in self.members]).mean(dim=0)
+
+
 def labeller_loss(logits: torch.Tensor, signs: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
     """Mean BCE of P(side +) = sigmoid(2 z) against the quadrant's sides; logits z [B, 2] and signs
     [B, 2] in {-1, +1} (valence, arousal), targets smoothed to [smoothing / 2, 1 - smoothing / 2]."""
@@ -125,7 +144,7 @@ def window_starts(n_frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRA
 
 
 @torch.no_grad()
-def label_piece(model: EmotionLabeller, frames, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES,
+def label_piece(model: nn.Module, frames, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES,
                 ) -> np.ndarray:
     """(valence, arousal) float32 [2] in (-1, 1) of a whole piece: frames [T, D] (numpy or torch)
     labelled by windows (`window_starts`) and the windows' outputs averaged."""
@@ -170,3 +189,34 @@ def pad_batch(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, c in enumerate(clips):
         out[i, :c.shape[0]] = torch.as_tensor(c)
     return out, lengths
+
+
+CHECKPOINT_KIND = "EmotionLabeller"
+
+
+def labeller_checkpoint(model: nn.Module) -> dict:
+    """What to save of a labeller or an ensemble (for torch.save): its kind, the frame version it
+    reads (spec.LABELLER_VERSION), its config and its weights."""
+    return {"kind": CHECKPOINT_KIND, "labeller_version": spec.LABELLER_VERSION,
+            "config": dict(model.config), "state_dict": model.state_dict()}
+
+
+def labeller_from_checkpoint(checkpoint) -> nn.Module:
+    """The labeller (or ensemble) saved by `labeller_checkpoint`, in eval mode.
+
+    Raises ValueError, saying what is wrong, for anything else: not a labeller's checkpoint, or one
+    made for frames of another version than this code computes."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
+        raise ValueError("not an EmotionLabeller checkpoint")
+    version = checkpoint.get("labeller_version")
+    if version != spec.LABELLER_VERSION:
+        raise ValueError(f"the labeller was trained on frames of version {version!r}; this code computes "
+                         f"{spec.LABELLER_VERSION!r}: train it again")
+    config = dict(checkpoint["config"])
+    members = config.pop("members", None)
+    if members is None:
+        model = EmotionLabeller(**config)
+    else:
+        model = LabellerEnsemble([EmotionLabeller(**config) for _ in range(int(members))])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
