@@ -108,10 +108,11 @@ def test_padding_changes_nothing_and_long_pieces_are_labelled_by_windows():
     rng = np.random.default_rng(0)
     short, long = (rng.random((n, spec.LABELLER_INPUTS)).astype(np.float32) for n in (30, 500))
     frames, lengths = pad_batch([short, long[:WINDOW_FRAMES]])
-    with torch.no_grad():
-        alone = model(torch.as_tensor(short)[None])
-        together = model(frames, lengths)
-    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    for each in (model, EmotionLabeller(sequence=False).eval()):
+        with torch.no_grad():
+            alone = each(torch.as_tensor(short)[None])
+            together = each(frames, lengths)
+        assert torch.allclose(alone[0], together[0], atol=1e-6)
     assert window_starts(30).tolist() == [0]
     starts = window_starts(500)
     assert starts[0] == 0 and starts[-1] == 500 - WINDOW_FRAMES and np.all(np.diff(starts) <= HOP_FRAMES)
@@ -124,7 +125,7 @@ def test_padding_changes_nothing_and_long_pieces_are_labelled_by_windows():
 
 def test_checkpoints_round_trip_and_refuse_other_versions(tmp_path):
     torch.manual_seed(0)
-    ensemble = LabellerEnsemble([EmotionLabeller(hidden=8), EmotionLabeller(hidden=8)]).eval()
+    ensemble = LabellerEnsemble([EmotionLabeller(hidden=8, summary=True), EmotionLabeller(sequence=False)]).eval()
     frames = np.random.default_rng(0).random((200, spec.LABELLER_INPUTS)).astype(np.float32)
     torch.save(labeller_checkpoint(ensemble), tmp_path / "labeller.pt")
     loaded = labeller_from_checkpoint(torch.load(tmp_path / "labeller.pt", weights_only=False))

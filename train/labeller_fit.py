@@ -1,7 +1,7 @@
 """Training the EmotionLabeller on annotated clips, with early stopping on held-out clips.
 
     model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, seed=0)
-    ensemble, histories = fit_ensemble(train_clips, train_signs, stop_clips, stop_signs, seeds=(0, 1, 2))
+    ensemble, histories = fit_ensemble(train_clips, train_signs, stop_clips, stop_signs)   # the chosen labeller
 
 clips: lists of `labeller_frames` arrays (float32 [T_i, spec.LABELLER_INPUTS]); signs: float32
 [N, 2] quadrant sides in {-1, +1} (`train.labeller_model.quadrant_signs`). The stopping clips must
@@ -37,6 +37,7 @@ class LabellerConfig:
     hidden: int = 64
     dropout: float = 0.2
     summary: bool = True
+    sequence: bool = True          # False: the counts alone (EmotionLabeller(sequence=False))
     epochs: int = 30               # at most
     patience: int = 6              # epochs without a better stopping loss before stopping
     batch_size: int = 32
@@ -70,7 +71,8 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
         raise ValueError("a labeller needs training clips and held-out stopping clips")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary)
+    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary,
+                            sequence=config.sequence)
     averaged = copy.deepcopy(model).eval() if config.average > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
@@ -113,15 +115,26 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
     return model, history
 
 
+#: the counts member of the chosen ensemble: EmotionLabeller(sequence=False), trained alike
+COUNTS = LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10)
+#: the chosen labeller: for each seed a sequence model (LabellerConfig()) and a counts model
+CHOSEN = (LabellerConfig(), COUNTS)
+SEEDS = (0, 1, 2)
+
+
 def fit_ensemble(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_clips: list[np.ndarray],
-                 stop_signs: np.ndarray, config: LabellerConfig = LabellerConfig(), seeds=(0, 1, 2),
+                 stop_signs: np.ndarray, config=CHOSEN, seeds=SEEDS,
                  log=None) -> tuple[LabellerEnsemble, list[list[dict]]]:
-    """One labeller per seed (`fit_labeller`, same clips and config), averaged. Returns (the
-    ensemble in eval mode, each member's history). `log`: called with (seed, history row)."""
+    """For each seed, one labeller per config (`fit_labeller`, same clips), all averaged. config: a
+    LabellerConfig or a sequence of them (default CHOSEN: a sequence model and a counts model).
+    Returns (the ensemble in eval mode, each member's history, seed by seed). `log`: called with
+    (seed, history row)."""
+    configs = (config,) if isinstance(config, LabellerConfig) else tuple(config)
     members, histories = [], []
     for seed in seeds:
-        model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, config, seed=seed,
-                                      log=None if log is None else (lambda row, s=seed: log(s, row)))
-        members.append(model)
-        histories.append(history)
+        for each in configs:
+            model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, each, seed=seed,
+                                          log=None if log is None else (lambda row, s=seed: log(s, row)))
+            members.append(model)
+            histories.append(history)
     return LabellerEnsemble(members).eval(), histories
