@@ -14,14 +14,18 @@ Models:
   velocities removed (the sequence models' velocity augmentation, for counts).
 - ``gru``: train.labeller_model.EmotionLabeller (frames -> GRU -> attention pooling), windows
   averaged over a clip as `label_piece` does; ``gru+summary``: the same with the frame mean beside
-  the pooled state (LabellerConfig(summary=True)); ``gru-novel``: trained without velocity
-  augmentation (drop_velocity 0, velocity_scale 0).
+  the pooled state (LabellerConfig(summary=True), the default); ``gru+summary-novel``: trained
+  without velocity augmentation (drop_velocity 0, velocity_scale 0); ``gru+summary-crops``:
+  hidden 48, dropout 0.3, training crops of half a window to a window.
+- ``counts``: EmotionLabeller(sequence=False), the logistic regression's features (mean, spread)
+  as a network trained like the others (crops, velocity augmentation, early stopping).
+- ``A&B``: models A and B of each seed, their outputs averaged (LabellerEnsemble).
 - ``ens:NAME``: the mean of the NAME models of every seed.
 
 Printed per model: accuracy 4Q / valence / arousal and balanced accuracy valence / arousal, mean
-+- sd over the seeds, on the validation clips as they are and with their velocities removed (the
-frames of a file without velocity information: another corpus may have flat velocities), and the
-training CPU time per seed; the published anchors (EMOPIA's test split) beside.
++- sd over the seeds, on the validation clips as they are, with their velocities removed (the
+frames of a file without velocity information: another corpus may have flat velocities) and an
+octave up (another register), and the training CPU time per seed; the published anchors (EMOPIA's test split) beside.
 
     python bench/labeller_models.py --emopia DIR [--models logreg,gru,gru+summary] [--seeds 3]
                                     [--cache /tmp/labeller_frames.pkl]
@@ -45,7 +49,8 @@ from preprocess.features import spec
 from preprocess.features.labeller_input import labeller_frames
 from preprocess.features.midi import load_notes
 from train.labeller_fit import LabellerConfig, fit_labeller
-from train.labeller_model import VELOCITY, VELOCITY_KNOWN, label_piece, quadrant_of, quadrant_signs
+from train.labeller_model import (VELOCITY, VELOCITY_KNOWN, LabellerEnsemble, label_piece, quadrant_of,
+                                  quadrant_signs)
 
 ANCHORS = (  # EMOPIA official test split, Hung et al. ISMIR 2021 Table 4: (4Q, valence, arousal)
     ("logistic regression (paper)", 0.581, 0.651, 0.849),
@@ -53,10 +58,11 @@ ANCHORS = (  # EMOPIA official test split, Hung et al. ISMIR 2021 Table 4: (4Q, 
     ("LSTM-Attn, REMI (paper)", 0.615, 0.746, 0.890),
 )
 SEQUENCE_MODELS = {
-    "gru": LabellerConfig(),
+    "gru": LabellerConfig(summary=False),
     "gru+summary": LabellerConfig(summary=True),
-    "gru-novel": LabellerConfig(drop_velocity=0.0, velocity_scale=0.0),
-    "gru-wide": LabellerConfig(hidden=96),
+    "gru+summary-novel": LabellerConfig(summary=True, drop_velocity=0.0, velocity_scale=0.0),
+    "gru+summary-crops": LabellerConfig(summary=True, dropout=0.3, hidden=48, shortest_crop=0.5),
+    "counts": LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10),
 }
 
 
@@ -87,6 +93,16 @@ def without_velocity(x: np.ndarray) -> np.ndarray:
     x = x.copy()
     x[:, VELOCITY] = 0.0
     x[:, VELOCITY_KNOWN] = 0.0
+    return x
+
+
+def octave_up(x: np.ndarray) -> np.ndarray:
+    """Frames of the same piece played an octave higher (only the register columns move: by 12/48
+    where a note sounds; preprocess.features.labeller_input)."""
+    x = x.copy()
+    sounding = x[:, spec.LABELLER_COLUMNS.index("silent")] == 0
+    for name in ("mean_pitch", "low_pitch", "high_pitch"):
+        x[sounding, spec.LABELLER_COLUMNS.index(name)] += 12.0 / 48.0
     return x
 
 
@@ -129,14 +145,13 @@ def logreg_values(train_x, train_q, stop_x, stop_q, tests: list) -> tuple[list, 
 
 
 def report(name: str, runs: list[dict], seconds: list[float]) -> None:
-    """One line per model: mean +- sd over its runs of every score."""
-    keys = ("4Q", "V", "A", "balV", "balA")
-    cells = []
-    for view in ("as is", "no velocity"):
-        for k in keys:
+    """One line per view of the validation clips: mean +- sd over the model's runs of every score."""
+    for view in runs[0]:
+        cells = []
+        for k in ("4Q", "V", "A", "balV", "balA"):
             v = np.array([r[view][k] for r in runs])
             cells.append(f"{v.mean():.3f}±{v.std():.3f}")
-    print(f"{name:<16} " + " ".join(f"{c:>11}" for c in cells) + f"  {np.mean(seconds):7.1f}")
+        print(f"{name:<18} {view:<12} " + " ".join(f"{c:>11}" for c in cells) + f"  {np.mean(seconds):7.1f}")
 
 
 def main(argv=None) -> int:
@@ -159,14 +174,14 @@ def main(argv=None) -> int:
     quadrant = lambda names: np.array([int(n[1]) for n in names])
     q_fit, q_stop, q_val = quadrant(fit), quadrant(stop), quadrant(val_names)
     val = {"as is": [frames[n] for n in val_names],
-           "no velocity": [without_velocity(frames[n]) for n in val_names]}
+           "no velocity": [without_velocity(frames[n]) for n in val_names],
+           "octave up": [octave_up(frames[n]) for n in val_names]}
     print(f"fit {len(fit)} clips ({len({song_of(n) for n in fit})} songs), stop {len(stop)} "
           f"({len({song_of(n) for n in stop})} songs), validation {len(val_names)} "
           f"({len({song_of(n) for n in val_names})} songs); frames {spec.LABELLER_INPUTS} x "
           f"{spec.LABELLER['frame_seconds']} s, {spec.LABELLER_VERSION}")
     header = " ".join(f"{k:>11}" for k in ("4Q", "V", "A", "balV", "balA"))
-    print(f"{'':<16} {'validation clips':^59} {'validation clips, velocities removed':^59}")
-    print(f"{'model':<16} {header} {header}  train CPU s")
+    print(f"{'model':<18} {'view':<12} {header}  train CPU s (per seed; ens: all seeds)")
     for name in args.models.split(","):
         if name in ("logreg", "logreg-aug"):
             tests = [np.stack([summary(x) for x in val[view]]) for view in val]
@@ -176,14 +191,15 @@ def main(argv=None) -> int:
                 np.stack([summary(v(frames[n])) for v in views for n in stop]), np.tile(q_stop, len(views)), tests)
             report(name, [{view: scores(v, q_val) for view, v in zip(val, values)}], [seconds])
             continue
-        config = SEQUENCE_MODELS[name]
+        configs = [SEQUENCE_MODELS[part] for part in name.split("&")]
         if args.epochs is not None:
-            config = replace(config, epochs=args.epochs)
+            configs = [replace(config, epochs=args.epochs) for config in configs]
         runs, seconds, ensemble = [], [], {view: 0.0 for view in val}
         for seed in range(args.seeds):
             start = time.process_time()
-            model, _ = fit_labeller([frames[n] for n in fit], quadrant_signs(q_fit), [frames[n] for n in stop],
-                                    quadrant_signs(q_stop), config, seed=seed)
+            model = LabellerEnsemble([fit_labeller([frames[n] for n in fit], quadrant_signs(q_fit),
+                                                   [frames[n] for n in stop], quadrant_signs(q_stop), config,
+                                                   seed=seed)[0] for config in configs]).eval()
             seconds.append(time.process_time() - start)
             run = {}
             for view, clips in val.items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from constructed_music import key_of, write_song
 from preprocess.features import spec
 from preprocess.features.labeller_input import COLUMN, labeller_frames
 from preprocess.features.midi import load_notes
-from train.labeller_fit import LabellerConfig, fit_labeller
-from train.labeller_model import (EmotionLabeller, HOP_FRAMES, WINDOW_FRAMES, label_piece, pad_batch,
-                                  quadrant_of, quadrant_signs, window_starts)
+from train.labeller_fit import LabellerConfig, fit_ensemble, fit_labeller
+from train.labeller_model import (EmotionLabeller, HOP_FRAMES, WINDOW_FRAMES, LabellerEnsemble, label_piece,
+                                  labeller_checkpoint, labeller_from_checkpoint, pad_batch, quadrant_of,
+                                  quadrant_signs, window_starts)
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -106,10 +108,11 @@ def test_padding_changes_nothing_and_long_pieces_are_labelled_by_windows():
     rng = np.random.default_rng(0)
     short, long = (rng.random((n, spec.LABELLER_INPUTS)).astype(np.float32) for n in (30, 500))
     frames, lengths = pad_batch([short, long[:WINDOW_FRAMES]])
-    with torch.no_grad():
-        alone = model(torch.as_tensor(short)[None])
-        together = model(frames, lengths)
-    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    for each in (model, EmotionLabeller(sequence=False).eval()):
+        with torch.no_grad():
+            alone = each(torch.as_tensor(short)[None])
+            together = each(frames, lengths)
+        assert torch.allclose(alone[0], together[0], atol=1e-6)
     assert window_starts(30).tolist() == [0]
     starts = window_starts(500)
     assert starts[0] == 0 and starts[-1] == 500 - WINDOW_FRAMES and np.all(np.diff(starts) <= HOP_FRAMES)
@@ -118,6 +121,21 @@ def test_padding_changes_nothing_and_long_pieces_are_labelled_by_windows():
     values = label_piece(model, long)
     assert values.shape == (2,) and np.allclose(values, expected.numpy(), atol=1e-6)
     assert model.training is False and np.all(np.abs(values) < 1)
+
+
+def test_checkpoints_round_trip_and_refuse_other_versions(tmp_path):
+    torch.manual_seed(0)
+    ensemble = LabellerEnsemble([EmotionLabeller(hidden=8, summary=True), EmotionLabeller(sequence=False)]).eval()
+    frames = np.random.default_rng(0).random((200, spec.LABELLER_INPUTS)).astype(np.float32)
+    torch.save(labeller_checkpoint(ensemble), tmp_path / "labeller.pt")
+    loaded = labeller_from_checkpoint(torch.load(tmp_path / "labeller.pt", weights_only=False))
+    assert isinstance(loaded, LabellerEnsemble) and len(loaded.members) == 2
+    assert np.array_equal(label_piece(loaded, frames), label_piece(ensemble, frames))
+    old = dict(labeller_checkpoint(ensemble), labeller_version="kelly-labeller-0")
+    with pytest.raises(ValueError, match="kelly-labeller-0"):
+        labeller_from_checkpoint(old)
+    with pytest.raises(ValueError, match="not an EmotionLabeller"):
+        labeller_from_checkpoint({"model_state": {}})
 
 
 def _toy_clips(rng, n):
@@ -139,10 +157,15 @@ def test_labeller_learns_a_separable_quadrant_task():
     clips, signs, _ = _toy_clips(rng, 64)
     stop, stop_signs, _ = _toy_clips(rng, 16)
     test, _, quadrant = _toy_clips(rng, 40)
-    model, history = fit_labeller(clips, signs, stop, stop_signs, LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2, average=0.0))
+    config = LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2, average=0.0)
+    model, history = fit_labeller(clips, signs, stop, stop_signs, config)
     values = np.stack([label_piece(model, x) for x in test])
     assert np.mean(quadrant_of(values[:, 0], values[:, 1]) == quadrant) >= 0.95
     assert history[-1]["stop_loss"] < history[0]["stop_loss"]
+    # the moving average of the weights learns it too, and an ensemble of two seeds agrees
+    ensemble, histories = fit_ensemble(clips, signs, stop, stop_signs, replace(config, average=0.8, epochs=6), seeds=(0, 1))
+    values = np.stack([label_piece(ensemble, x) for x in test])
+    assert np.mean(quadrant_of(values[:, 0], values[:, 1]) == quadrant) >= 0.95 and len(histories) == 2
 
 
 @needs_real_corpus

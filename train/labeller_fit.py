@@ -1,6 +1,7 @@
 """Training the EmotionLabeller on annotated clips, with early stopping on held-out clips.
 
     model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, seed=0)
+    ensemble, histories = fit_ensemble(train_clips, train_signs, stop_clips, stop_signs)   # the chosen labeller
 
 clips: lists of `labeller_frames` arrays (float32 [T_i, spec.LABELLER_INPUTS]); signs: float32
 [N, 2] quadrant sides in {-1, +1} (`train.labeller_model.quadrant_signs`). The stopping clips must
@@ -25,7 +26,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from train.labeller_model import (EmotionLabeller, augment_frames, label_piece, labeller_loss, pad_batch)
+from train.labeller_model import (EmotionLabeller, LabellerEnsemble, augment_frames, label_piece, labeller_loss,
+                                  pad_batch)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,10 @@ class LabellerConfig:
 
     hidden: int = 64
     dropout: float = 0.2
-    summary: bool = False
-    epochs: int = 40               # at most
-    patience: int = 8              # epochs without a better stopping loss before stopping
+    summary: bool = True
+    sequence: bool = True          # False: the counts alone (EmotionLabeller(sequence=False))
+    epochs: int = 30               # at most
+    patience: int = 6              # epochs without a better stopping loss before stopping
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-3
@@ -68,7 +71,8 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
         raise ValueError("a labeller needs training clips and held-out stopping clips")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary)
+    model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary,
+                            sequence=config.sequence)
     averaged = copy.deepcopy(model).eval() if config.average > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
@@ -109,3 +113,28 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
     model.load_state_dict(best_state)
     model.eval()
     return model, history
+
+
+#: the counts member of the chosen ensemble: EmotionLabeller(sequence=False), trained alike
+COUNTS = LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10)
+#: the chosen labeller: for each seed a sequence model (LabellerConfig()) and a counts model
+CHOSEN = (LabellerConfig(), COUNTS)
+SEEDS = (0, 1, 2)
+
+
+def fit_ensemble(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_clips: list[np.ndarray],
+                 stop_signs: np.ndarray, config=CHOSEN, seeds=SEEDS,
+                 log=None) -> tuple[LabellerEnsemble, list[list[dict]]]:
+    """For each seed, one labeller per config (`fit_labeller`, same clips), all averaged. config: a
+    LabellerConfig or a sequence of them (default CHOSEN: a sequence model and a counts model).
+    Returns (the ensemble in eval mode, each member's history, seed by seed). `log`: called with
+    (seed, history row)."""
+    configs = (config,) if isinstance(config, LabellerConfig) else tuple(config)
+    members, histories = [], []
+    for seed in seeds:
+        for each in configs:
+            model, history = fit_labeller(train_clips, train_signs, stop_clips, stop_signs, each, seed=seed,
+                                          log=None if log is None else (lambda row, s=seed: log(s, row)))
+            members.append(model)
+            histories.append(history)
+    return LabellerEnsemble(members).eval(), histories

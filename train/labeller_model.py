@@ -7,6 +7,9 @@ float32 [T, spec.LABELLER_INPUTS] frames of spec.LABELLER["frame_seconds"] each.
     model = EmotionLabeller()
     values = model(frames [B, T, D], lengths [B])        # [B, 2] (valence, arousal) in (-1, 1)
     v, a = label_piece(model, frames [T, D])              # a whole piece of any length
+    ensemble = LabellerEnsemble([model, ...])             # seeds averaged; label_piece takes it too
+    saved = labeller_checkpoint(ensemble)                 # a dict for torch.save ...
+    model = labeller_from_checkpoint(saved)               # ... and back (refuses other frame versions)
 
 Shape of the network: a convolution over time (Conv1d(D, hidden), 3 frames wide, stride 2: one
 step per 0.5 s) + ReLU, a bidirectional GRU over the steps, attention pooling (a learnt score per frame, softmax over the frames that exist), then
@@ -40,22 +43,40 @@ WINDOW_FRAMES = int(round(spec.LABELLER["window_seconds"] / FRAME_SECONDS))     
 HOP_FRAMES = int(round(spec.LABELLER["hop_seconds"] / FRAME_SECONDS))           # 80
 VELOCITY = spec.LABELLER_COLUMNS.index("velocity")
 VELOCITY_KNOWN = spec.LABELLER_COLUMNS.index("velocity_known")
+SILENT = spec.LABELLER_COLUMNS.index("silent")
 
 
 class EmotionLabeller(nn.Module):
     """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
 
     def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2,
-                 summary: bool = False):
+                 summary: bool = False, sequence: bool = True):
         super().__init__()
         self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout),
-                       "summary": bool(summary)}
+                       "summary": bool(summary), "sequence": bool(sequence)}
+        if not sequence:
+            # the counts alone: a logistic regression on the frames' mean and the sounding frames' spread
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * inputs, 2))
+            return
         # two frames per step (0.5 s), each step reading three frames: half the GRU's sequential work
         self.frame = nn.Conv1d(inputs, hidden, kernel_size=3, stride=2, padding=1)
         self.frame_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
         self.score = nn.Linear(2 * hidden, 1)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden + (inputs if summary else 0), 2))
+
+    @staticmethod
+    def counts(frames: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """[B, 2 D]: each row's frame mean and the standard deviation over its sounding frames;
+        frames [B, T, D], present [B, T] bool (the frames within each row's length)."""
+        weight = present.to(frames.dtype)
+        mean = torch.einsum("bt,btd->bd", weight / weight.sum(1, keepdim=True), frames)
+        sounding = weight * (frames[..., SILENT] == 0).to(frames.dtype)
+        sounding = torch.where(sounding.sum(1, keepdim=True) > 0, sounding, weight)
+        sounding = sounding / sounding.sum(1, keepdim=True)
+        centre = torch.einsum("bt,btd->bd", sounding, frames)
+        spread = torch.einsum("bt,btd->bd", sounding, (frames - centre[:, None]) ** 2)
+        return torch.cat([mean, torch.sqrt(spread + 1e-8)], dim=1)
 
     def logits(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """z [B, 2] with outputs tanh(z); frames [B, T, D] float32, lengths [B] int (all T when None).
@@ -64,6 +85,8 @@ class EmotionLabeller(nn.Module):
         if lengths is None:
             lengths = torch.full((batch,), steps, dtype=torch.long)
         lengths = lengths.to(torch.long).cpu().clamp(1, steps)
+        if not self.config["sequence"]:
+            return self.head(self.counts(frames, torch.arange(steps)[None, :] < lengths[:, None]))
         summary = None
         if self.config["summary"]:
             weight = (torch.arange(steps)[None, :] < lengths[:, None]).to(frames.dtype) / lengths[:, None]
@@ -87,6 +110,22 @@ class EmotionLabeller(nn.Module):
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(valence, arousal) [B, 2] in (-1, 1)."""
         return torch.tanh(self.logits(frames, lengths))
+
+
+class LabellerEnsemble(nn.Module):
+    """Labellers (other seeds, or other kinds) with their outputs averaged: frames [B, T, D]
+    (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1), the mean of the members' outputs.
+    `label_piece` takes it as it takes one EmotionLabeller."""
+
+    def __init__(self, members: list[EmotionLabeller]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one labeller")
+        self.members = nn.ModuleList(members)
+        self.config = {"members": [dict(m.config) for m in members]}
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([m(frames, lengths) for m in self.members]).mean(dim=0)
 
 
 def labeller_loss(logits: torch.Tensor, signs: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
@@ -125,7 +164,7 @@ def window_starts(n_frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRA
 
 
 @torch.no_grad()
-def label_piece(model: EmotionLabeller, frames, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES,
+def label_piece(model: nn.Module, frames, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES,
                 ) -> np.ndarray:
     """(valence, arousal) float32 [2] in (-1, 1) of a whole piece: frames [T, D] (numpy or torch)
     labelled by windows (`window_starts`) and the windows' outputs averaged."""
@@ -170,3 +209,33 @@ def pad_batch(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, c in enumerate(clips):
         out[i, :c.shape[0]] = torch.as_tensor(c)
     return out, lengths
+
+
+CHECKPOINT_KIND = "EmotionLabeller"
+
+
+def labeller_checkpoint(model: nn.Module) -> dict:
+    """What to save of a labeller or an ensemble (for torch.save): its kind, the frame version it
+    reads (spec.LABELLER_VERSION), its config and its weights."""
+    return {"kind": CHECKPOINT_KIND, "labeller_version": spec.LABELLER_VERSION,
+            "config": dict(model.config), "state_dict": model.state_dict()}
+
+
+def labeller_from_checkpoint(checkpoint) -> nn.Module:
+    """The labeller (or ensemble) saved by `labeller_checkpoint`, in eval mode.
+
+    Raises ValueError, saying what is wrong, for anything else: not a labeller's checkpoint, or one
+    made for frames of another version than this code computes."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
+        raise ValueError("not an EmotionLabeller checkpoint")
+    version = checkpoint.get("labeller_version")
+    if version != spec.LABELLER_VERSION:
+        raise ValueError(f"the labeller was trained on frames of version {version!r}; this code computes "
+                         f"{spec.LABELLER_VERSION!r}: train it again")
+    config = dict(checkpoint["config"])
+    if "members" in config:
+        model = LabellerEnsemble([EmotionLabeller(**member) for member in config["members"]])
+    else:
+        model = EmotionLabeller(**config)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
