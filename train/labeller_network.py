@@ -25,6 +25,9 @@ KEY = spec.LABELLER_KEY
 ATANH_LIMIT = 0.999
 
 
+#: the network `kelly train --models labeller` trains: train.labeller_fit.LabellerConfig's choice (the
+#: GRU over the frames with the frames' mean beside its pooled state)
+MODEL_SETTINGS = {"hidden": 64, "dropout": 0.2, "summary": True}
 #: the decay per optimizer step of the weights' moving average (train.labeller_fit's choice: one
 #: epoch's noise in the validation score is large on a few hundred clips, the average's smaller)
 AVERAGE_DECAY = 0.98
