@@ -27,7 +27,7 @@ from preprocess.features.embedding import embed
 from preprocess.job import run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony")
+MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony", "emopia")
 OPTIONS = dict(progress=False, file_timeout=60)
 
 
@@ -44,7 +44,7 @@ def sample_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def midi_datasets(sample_data, tmp_path_factory):
-    """The sample MIDI and chord datasets (lakh, maestro, groove, harmony) and their unusable files."""
+    """The sample MIDI and chord datasets (lakh, maestro, groove, harmony, emopia) and their unusable files."""
     root, made = sample_data
     midi = tmp_path_factory.mktemp("datasets") / "midi"
     shutil.copytree(root, midi, ignore=shutil.ignore_patterns("DEAM_*"))
@@ -139,7 +139,7 @@ def failures_by_file(cache: Path) -> dict[str, tuple[str, str, str]]:
 def test_build_records_planted_faults_and_a_rerun_skips_everything(midi_datasets, reference, tmp_path):
     datasets, unusable = midi_datasets
     cache, summary = reference
-    assert set(summary["sources"]) == set(MIDI_SOURCES) and summary["not_found"] == ["deam", "emopia"]
+    assert set(summary["sources"]) == set(MIDI_SOURCES) and summary["not_found"] == ["deam"]
     failed_files = {e["file"] for bucket in summary["failures"].values() for e in bucket["examples"]}
     n_failed = sum(s["failed"] for s in summary["sources"].values())
     assert n_failed == len(unusable) and set(summary["failures"]) == {"error"}
