@@ -255,6 +255,21 @@ def build_metadata(model, checkpoint: dict | None = None, *, checkpoint_path: st
             "training_config": checkpoint.get("config"),
         },
     }
+    document["label_sources"] = label_sources(checkpoint)
     if key == "harmony":
         document["chord_vocabulary"] = chord_vocabulary()
     return jsonable(document)
+
+
+def label_sources(checkpoint: dict) -> dict:
+    """Where the (valence, arousal) of the items the network trained on came from: {"items":
+    {label source: items}, "meaning": ...}; label sources are "annotated" (the dataset's own human
+    labels), "labeller:<id>" (a trained EmotionLabeller's, id = a digest of its checkpoint) and
+    "proxy" (hand rules on the music, preprocess.features.proxy_labels). Empty items when the
+    checkpoint does not record them (trained before they were counted)."""
+    counts = ((checkpoint.get("metrics") or {}).get("data") or {}).get("label_sources") or {}
+    return {
+        "items": {str(name): int(n) for name, n in sorted(counts.items())},
+        "meaning": "annotated: human labels; labeller:<id>: a trained EmotionLabeller's labels (kelly label); "
+                   "proxy: derived from the music by hand rules",
+    }

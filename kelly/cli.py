@@ -14,7 +14,7 @@ from common.errors import KellyError
 
 def build_parser() -> argparse.ArgumentParser:
     from export import cli as export_cli
-    from kelly import pipeline
+    from kelly import label, pipeline
     from preprocess import cli as preprocess_cli
     from preprocess.datasets import cli as datasets_cli
     from train import cli as train_cli
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess_cli.add_parsers(sub)      # sample-data, preprocess
     train_cli.add_parsers(sub)           # train, evaluate
     export_cli.add_parsers(sub)          # export, verify
+    label.add_parsers(sub)               # label
     pipeline.add_parsers(sub)            # pipeline
     return parser
 

@@ -1,4 +1,4 @@
-"""`kelly pipeline`: preprocess all, train, evaluate, export and verify, in one command.
+"""`kelly pipeline`: preprocess all, the labels, train, evaluate, export and verify, in one command.
 
     kelly pipeline --sample                      # make the sample datasets first, run everything on them
     kelly pipeline --datasets-dir datasets/      # the same on real datasets
@@ -6,10 +6,20 @@
 Each stage is the same code its own subcommand runs; the pipeline only passes the folders on:
 
     <output>/cache/            the feature cache           (kelly preprocess all)
+    <output>/checkpoints/      the EmotionLabeller, when EMOPIA is there (kelly train --models labeller)
+    <output>/cache/labels.json its labels for the unannotated MIDI items (kelly label --cache-dir)
     <output>/checkpoints/      best/latest per network     (kelly train)
     <output>/history/, plots/
     <output>/evaluation.json   held-out metrics and emotion response (kelly evaluate; its plots in plots/)
     <output>/models/*.json     RTNeural files, verified    (kelly export, kelly verify --check-specs)
+
+The order is EMOPIA -> labeller -> labels -> the networks -> export: with EMOPIA clips in the
+cache, the EmotionLabeller is trained first and labels every Lakh and MAESTRO item that has no
+human label, and the conditioned networks train on those labels. Without EMOPIA (or when the
+labeller cannot be trained) the pipeline says so and they train on the proxy labels
+(preprocess.features.proxy_labels); a labels table an earlier run left in the cache is removed
+then, so that the labels are the ones this run says. The labeller is never exported (the plugin
+does not run it).
 
 With --sample the datasets are written to <output>/datasets/ (default output: runs/sample).
 """
@@ -22,6 +32,9 @@ from pathlib import Path
 from common.errors import KellyError
 
 SAMPLE_OUTPUT = Path("runs/sample")
+#: the EmotionLabeller's epochs on the sample data unless --epochs is given: its ~100 clips learn what
+#: they can in that many (kelly pipeline --sample stays under a minute)
+SAMPLE_LABELLER_EPOCHS = 10
 #: training settings the pipeline passes on to `kelly train` when given
 TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience", "seed", "device")
 
@@ -42,7 +55,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--cache-dir", type=Path, help="feature cache (default: <output>/cache)")
     p.add_argument("--workers", type=int, help="preprocess worker processes (default: every core)")
     p.add_argument("--limit", type=int, help="preprocess at most N items per source")
-    p.add_argument("--models", nargs="+", metavar="MODEL", help="networks to train and export (default: all five)")
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help="networks to train and export (default: the labeller, when EMOPIA is there, and all five)")
     p.add_argument("--epochs", "-e", type=int, help="training epochs per network")
     p.add_argument("--batch-size", "-b", type=int)
     p.add_argument("--learning-rate", "-lr", type=float)
@@ -68,6 +82,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
     from export.cli import NETWORK_KEYS, export_networks
     from common.files import check_output_dir
+    from preprocess.features.spec import LABELLER_KEY
     from train.cli import format_summary as train_report, run_training
     from train.config import TrainOptions, network_key
     from train.evaluate import evaluate, format_table, write_report
@@ -94,19 +109,36 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     stages["preprocess"] = preprocess_stage(datasets_dir, cache_dir, workers=workers, limit=limit,
                                             seed=train_settings.get("seed", 0), progress=progress)
 
-    keys = [network_key(m) for m in models] if models else list(NETWORK_KEYS)
+    keys = [network_key(m) for m in models] if models else [LABELLER_KEY, *NETWORK_KEYS]
+    labeller_trained = False
+    if LABELLER_KEY in keys:
+        settings = dict(train_settings)
+        if sample:
+            settings.setdefault("epochs", SAMPLE_LABELLER_EPOCHS)
+        stages["labels"] = labels_stage(cache_dir, output, progress=progress, train_settings=settings)
+        labeller_trained = stages["labels"]["labeller_trained"]
+    else:
+        from preprocess.cache.labels import read_labels
+
+        kept = read_labels(cache_dir)
+        if kept is not None:
+            print(f"\n== labels: the cache's labels table ({kept.label_source}) labels its unannotated MIDI items",
+                  flush=True)
+    keys = [k for k in keys if k != LABELLER_KEY]
     _stage("train", ", ".join(keys))
     trained = run_training(TrainOptions(cache_dir=cache_dir, output=output, models=keys, progress=progress,
-                                        overrides=train_settings))
-    print(train_report(trained))
+                                        overrides=train_settings)) if keys else {"failed": [], "networks": {}}
+    if keys:
+        print(train_report(trained))
     stages["train"] = trained
     trained_keys = [k for k in keys if k not in trained["failed"]]
-    if not trained_keys:
+    if not trained_keys and not labeller_trained:
         raise KellyError("no network finished training; nothing to evaluate or export")
 
     checkpoint_dir = output / "checkpoints"
     _stage("evaluate", f"{checkpoint_dir} on the held-out split")
-    report = evaluate(checkpoint_dir, cache_dir, models=trained_keys, plots_dir=output / "plots")
+    report = evaluate(checkpoint_dir, cache_dir, models=trained_keys + ([LABELLER_KEY] if labeller_trained else []),
+                      plots_dir=output / "plots")
     print(format_table(report))
     stages["evaluate"] = {"path": str(write_report(report, output / "evaluation.json"))}
 
@@ -118,12 +150,50 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     failed_exports = [str(path) for path, verdict in exported if not verdict.ok]
     stages["export"] = {"files": [str(path) for path, _ in exported], "failed": failed_exports}
 
-    ok = not trained["failed"] and not failed_exports
+    ok = not trained["failed"] and not failed_exports and stages.get("labels", {}).get("ok", True)
     seconds = time.perf_counter() - started
     print(f"\npipeline {'finished' if ok else 'FAILED'} in {seconds:.0f} s: {len(exported)} network(s) exported "
           f"to {models_dir}" + (f"; failed: {', '.join(list(trained['failed']) + failed_exports)}"
                                 if not ok else ", every one verified against its checkpoint and the plugin's spec"))
     return {"ok": ok, "stages": stages, "seconds": seconds, "output": str(output)}
+
+
+def labels_stage(cache_dir: Path, output: Path, *, progress: bool = True, train_settings: dict | None = None) -> dict:
+    """EMOPIA -> labeller -> labels: with EMOPIA rows in the cache, train the EmotionLabeller and
+    label the cache's unannotated MIDI items with it (`kelly.label.label_cache`); without them, or
+    when it cannot be trained, fall back to the proxy labels and say so. Returns {"labeller_trained",
+    "ok", "fallback" (why, or None), "train", "labels"}."""
+    from preprocess.cache import reader
+    from preprocess.cache.labels import read_labels, remove_labels
+    from preprocess.features.spec import LABELLER_KEY
+    from train.cli import format_summary as train_report, run_training
+    from train.config import TrainOptions
+    from kelly.label import format_cache_summary, label_cache
+
+    clips = sum(reader.cache_summary(cache_dir)["samples"].get(LABELLER_KEY, {}).values())
+    result = {"labeller_trained": False, "ok": True, "fallback": None, "train": None, "labels": None}
+    if clips:
+        _stage("train the EmotionLabeller", f"{clips:,} EMOPIA frames in {cache_dir}")
+        trained = run_training(TrainOptions(cache_dir=cache_dir, output=output, models=[LABELLER_KEY],
+                                            progress=progress, overrides=dict(train_settings or {})))
+        print(train_report(trained))
+        result["train"] = trained
+        if not trained["failed"]:
+            _stage("labels", f"the EmotionLabeller labels the unannotated MIDI items of {cache_dir}")
+            summary = label_cache(output / "checkpoints", cache_dir, progress=progress)
+            print(format_cache_summary(summary), flush=True)
+            result.update(labeller_trained=True, labels=summary)
+            return result
+        result.update(ok=False, fallback="the EmotionLabeller could not be trained")
+    else:
+        result["fallback"] = "no EMOPIA clips in the cache"
+    previous = read_labels(cache_dir)
+    if previous is not None:
+        remove_labels(cache_dir)
+        print(f"removed the labels table an earlier run left in {cache_dir} ({previous.label_source})")
+    print(f"\n== labels: {result['fallback']}: the networks train on the proxy labels "
+          f"(preprocess.features.proxy_labels); human labels are kept", flush=True)
+    return result
 
 
 def preprocess_stage(datasets_dir: Path, cache_dir: Path, **options) -> dict:

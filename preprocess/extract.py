@@ -13,6 +13,9 @@
     harmony  "harmony": the progression's written chord symbols; an unknown symbol fails the
              progression (naming the symbol), it is never guessed. Key-relative like the others,
              the key being that of the progression's chord tones.
+    emopia   "labeller": one row per frame of the clip (preprocess.features.labeller_input), the
+             frame's values as the row's inputs, the clip's annotated (valence, arousal) signs as
+             its targets: what the EmotionLabeller (not a plugin network) trains on.
 
 The embedding is `embed(valence, arousal)` of the item's labels: annotated ones, or for items
 whose label_source is "proxy" the documented proxy labels (`proxy_labels`), recorded in the result
@@ -54,13 +57,19 @@ METADATA_READ: dict[str, tuple[str, ...]] = {
     "maestro": (),
     "groove": ("beat_type", "style", "bpm"),
     "harmony": ("chords",),
+    "emopia": (),
 }
 
 
 def metadata_read(item) -> dict[str, Any]:
-    """The part of an item's metadata that extraction reads (see METADATA_READ)."""
+    """The part of an item's metadata that extraction reads (see METADATA_READ); for EMOPIA also the
+    version of the labeller's frames (spec.LABELLER_VERSION), so that a change to them recomputes
+    the clips while FEATURE_VERSION stays."""
     metadata = item.metadata or {}
-    return {key: metadata[key] for key in METADATA_READ.get(item.source, ()) if key in metadata}
+    read = {key: metadata[key] for key in METADATA_READ.get(item.source, ()) if key in metadata}
+    if item.source == "emopia":
+        read["labeller_version"] = spec.LABELLER_VERSION
+    return read
 
 
 class ExtractionError(Exception):
@@ -315,12 +324,29 @@ def extract_harmony(item, content_hash: str) -> ItemResult:
                    attributes={"chords": " ".join(chords)})
 
 
+def extract_emopia(item, content_hash: str) -> ItemResult:
+    """EMOPIA clip -> "labeller" rows: the clip's frames (`labeller_input.labeller_frames`, one row
+    per frame, window = the frame's index), each with the clip's annotated (valence, arousal) signs."""
+    from preprocess.features.labeller_input import labeller_frames
+
+    v, a = _annotated_labels(item)
+    notes = _load_notes(item, pitched=True)
+    chords, keys = _chords_and_keys(notes)
+    with stage("labeller"):
+        frames = labeller_frames(notes, keys, chords)
+    targets = np.tile(np.array([v, a], dtype=np.float32), (len(frames), 1))
+    samples = {"labeller": _samples("labeller", targets, np.arange(len(frames)), inputs=frames)}
+    attributes = {"frames": int(len(frames)), "duration_s": float(len(frames) * spec.LABELLER["frame_seconds"])}
+    return _result(item, content_hash, v, a, _embedding(v, a), samples, attributes=attributes)
+
+
 EXTRACTORS: dict[str, Callable[[Any, str], ItemResult]] = {
     "deam": extract_deam,
     "lakh": extract_lakh,
     "maestro": extract_maestro,
     "groove": extract_groove,
     "harmony": extract_harmony,
+    "emopia": extract_emopia,
 }
 
 
@@ -337,7 +363,7 @@ def extract_item(item, content_hash: str | None = None) -> ItemResult:
     with stage("validate"):
         validate_result(result)
     if not any(result.rows().values()):
-        expected = " or ".join(n for n, (_, _, sources) in spec.NETWORKS.items() if item.source in sources)
+        expected = " or ".join(n for n, (_, _, sources) in spec.TRAINED_NETWORKS.items() if item.source in sources)
         raise ExtractionError("samples", f"no {expected} samples: every window is empty")
     return result
 
@@ -350,6 +376,7 @@ FEATURE_MODULES: dict[str, tuple[str, ...]] = {
                 "dynamics"),
     "groove": ("midi", "proxy_labels", "embedding", "groove"),
     "harmony": ("embedding", "chords", "key_relative", "harmony"),
+    "emopia": ("midi", "embedding", "chords", "keys", "labeller_input"),
 }
 
 

@@ -224,7 +224,7 @@ def _summary(datasets_dir: Path, cache_dir: Path, per_source: dict, not_found: l
         "not_found": not_found,
         "new_samples": new_samples,
         "samples": {n: {s: cache_samples.get(n, {}).get(s, 0) for s in spec.SPLITS}
-                    for n in spec.NETWORKS},
+                    for n in spec.TRAINED_NETWORKS},
         "failures": failures_by_reason,
         "cleanup": cleanup,
         "stats": {"networks": stats_networks, "recomputed": stats_recomputed},

@@ -27,7 +27,7 @@ from preprocess.features.embedding import embed
 from preprocess.job import run_preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony")
+MIDI_SOURCES = ("lakh", "maestro", "groove", "harmony", "emopia")
 OPTIONS = dict(progress=False, file_timeout=60)
 
 
@@ -44,7 +44,7 @@ def sample_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def midi_datasets(sample_data, tmp_path_factory):
-    """The sample MIDI and chord datasets (lakh, maestro, groove, harmony) and their unusable files."""
+    """The sample MIDI and chord datasets (lakh, maestro, groove, harmony, emopia) and their unusable files."""
     root, made = sample_data
     midi = tmp_path_factory.mktemp("datasets") / "midi"
     shutil.copytree(root, midi, ignore=shutil.ignore_patterns("DEAM_*"))

@@ -585,12 +585,15 @@ def test_shipped_folder_names(tmp_path):
     md5_named_copy(tmp_path / "m.mid", folder)
     (datasets / "harmony").mkdir()
     (datasets / "harmony" / "chord_progressions.json").write_text(json.dumps(PROGRESSIONS))
-    assert available_sources(datasets) == ["deam", "lakh", "maestro", "groove", "harmony"]
+    write_piano_midi(datasets / "EMOPIA_1.0" / "midis" / "Q1_aaaaaaaaaaa_0.mid")
+    (datasets / "EMOPIA_1.0" / "label.csv").write_text("ID,4Q,annotator\nQ1_aaaaaaaaaaa_0,1,a\n")
+    assert available_sources(datasets) == ["deam", "lakh", "maestro", "groove", "harmony", "emopia"]
     assert find_source(datasets, "deam") == datasets and find_source(datasets, "lakh") == datasets
     assert find_source(datasets, "maestro") == datasets / "maestro-v3.0.0"
+    assert find_source(datasets, "emopia") == datasets / "EMOPIA_1.0"
     layouts = {name: load_source(datasets, name).layout for name in READERS}
     assert layouts == {"deam": "deam-distributed", "lakh": "lmd_matched", "maestro": "maestro-csv",
-                       "groove": "groove-csv", "harmony": "chord-json"}
+                       "groove": "groove-csv", "harmony": "chord-json", "emopia": "emopia-release"}
 
 
 def test_older_guides_folder_names(tmp_path):
@@ -734,14 +737,14 @@ def sample_data(tmp_path_factory):
 
 @pytest.mark.parametrize("legacy, layouts", [
     (False, {"deam": "deam-distributed", "lakh": "lmd_full", "maestro": "maestro-csv", "groove": "groove-csv",
-             "harmony": "chord-json"}),
+             "harmony": "chord-json", "emopia": "emopia-split"}),
     (True, {"deam": "deam-simple", "lakh": "midi-folder", "maestro": "maestro-bare", "groove": "groove-bare",
             "harmony": "chord-json"}),
 ])
 def test_sample_data_every_source(sample_data, legacy, layouts):
     root, summary = sample_data[legacy]
-    assert available_sources(root) == list(READERS)
-    results = {name: load_source(root, name) for name in READERS}
+    assert available_sources(root) == [name for name in READERS if name in layouts]     # legacy: no EMOPIA
+    results = {name: load_source(root, name) for name in layouts}
     assert {name: r.layout for name, r in results.items()} == layouts
     # readers list files without decoding them: the deliberately broken ones are items too, for the
     # preprocess job to reject; everything else the generator counts as readable is there

@@ -534,6 +534,7 @@ print(" ".join(sorted(sys.modules)))
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
                "preprocess.cache.stats",             # the input statistics the reader serves
+               "preprocess.cache.labels",            # the labeller's labels the reader applies
                "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes
     assert {m for m in modules if m.startswith("preprocess")} <= allowed
     for heavy in ("librosa", "symusic", "joblib", "pretty_midi", "soundfile", "soxr", "loky", "dask"):

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from common.errors import KellyError
-from train.config import DEVICES, LR_SCHEDULES, NETWORK_NAMES, NetworkConfig, TrainOptions
+from preprocess.features.spec import LABELLER_KEY
+from train.config import DEVICES, LR_SCHEDULES, NETWORK_NAMES, TRAINED_NAMES, NetworkConfig, TrainOptions
 
 _DEFAULTS = NetworkConfig()
 #: command-line flag dest -> NetworkConfig field (the flags that override training settings)
@@ -38,7 +39,9 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--output", "-o", type=Path, default=Path("."),
                    help="root for checkpoints/, history/, plots/ (default: .)")
     p.add_argument("--models", nargs="+", metavar="MODEL",
-                   help=f"networks to train, by key or class name (default: all: {', '.join(NETWORK_NAMES)})")
+                   help=f"networks to train, by key or class name (default: the plugin's five: "
+                        f"{', '.join(NETWORK_NAMES)}; the EmotionLabeller, which labels MIDI for them, "
+                        "is trained when named: labeller)")
     p.add_argument("--config", type=Path, dest="config_file", metavar="CONFIG.json",
                    help='JSON with "training", "models", "datasets" sections')
     p.add_argument("--epochs", "-e", type=int, help=f"(default: {d.epochs})")
@@ -150,21 +153,32 @@ def run_training(options: TrainOptions | dict) -> dict:
                "networks": {}, "failed": []}
     started = time.perf_counter()
     for key in keys:
-        entry = {"network": key, "network_name": NETWORK_NAMES[key]}
+        entry = {"network": key, "network_name": TRAINED_NAMES[key]}
         try:
             config = (resumed_config(options, key) if key in resumed else resolve(key, file_config, options.overrides))
-            data = train_data.from_cache(cache_dir, key, sequence_length=config.sequence_length,
-                                         validation_split=config.validation_split, seed=config.seed,
-                                         memory_budget_mb=config.memory_budget_mb)
-            print(f"{NETWORK_NAMES[key]}: {data.counts['train']} training / {data.counts['validation']} validation "
-                  f"{'sequences' if data.sequence_length else 'samples'} from {data.counts['items']} items "
-                  f"({'in memory' if data.in_memory else 'streamed'}"
-                  f"{', validation split by item' if data.resplit_by_item else ''})", flush=True)
-            result = train_network(key, data, config, output=options.output, resume=key in resumed,
-                                   cache_identity=identity, write_history=options.write_history,
-                                   progress=options.progress, max_steps=options.max_steps)
+            if key == LABELLER_KEY:
+                from train import labeller_data
+
+                data = labeller_data.from_cache(cache_dir, validation_split=config.validation_split, seed=config.seed)
+                print(f"{TRAINED_NAMES[key]}: {data.counts['train']} training / {data.counts['validation']} "
+                      f"validation clips ({data.counts['train_songs']} / {data.counts['validation_songs']} songs, "
+                      f"held out of the official training clips by song); {data.counts['official_validation']} "
+                      f"official validation and {data.counts['official_test']} test clips kept for kelly evaluate",
+                      flush=True)
+            else:
+                data = train_data.from_cache(cache_dir, key, sequence_length=config.sequence_length,
+                                             validation_split=config.validation_split, seed=config.seed,
+                                             memory_budget_mb=config.memory_budget_mb)
+                print(f"{NETWORK_NAMES[key]}: {data.counts['train']} training / {data.counts['validation']} "
+                      f"validation {'sequences' if data.sequence_length else 'samples'} from {data.counts['items']} "
+                      f"items ({'in memory' if data.in_memory else 'streamed'}"
+                      f"{', validation split by item' if data.resplit_by_item else ''})", flush=True)
+            with _threads_for(key):
+                result = train_network(key, data, config, output=options.output, resume=key in resumed,
+                                       cache_identity=identity, write_history=options.write_history,
+                                       progress=options.progress, max_steps=options.max_steps)
         except KellyError as exc:
-            print(f"{NETWORK_NAMES[key]}: error: {exc}", file=sys.stderr, flush=True)
+            print(f"{TRAINED_NAMES[key]}: error: {exc}", file=sys.stderr, flush=True)
             summary["failed"].append(key)
             summary["networks"][key] = dict(entry, error=str(exc))
             continue
@@ -189,6 +203,17 @@ def run_training(options: TrainOptions | dict) -> dict:
     return summary
 
 
+def _threads_for(key: str):
+    """The labeller trains on one thread (train.labeller_network.single_thread); the others as they are."""
+    import contextlib
+
+    if key == LABELLER_KEY:
+        from train.labeller_network import single_thread
+
+        return single_thread()
+    return contextlib.nullcontext()
+
+
 def prepare_output(output: str | Path, resumed=(), *, history: bool = True, plots: bool = True) -> None:
     """Before any work: check that the output folders can be written (KellyError naming the folder
     otherwise), remove the temporaries a killed run left there, and give the files of networks
@@ -201,7 +226,7 @@ def prepare_output(output: str | Path, resumed=(), *, history: bool = True, plot
         print(f"removed {len(removed)} temporary file(s) an interrupted run left under {output}", flush=True)
     for key in sorted(resumed):
         for old, new in outputs.adopt_earlier_names(output, key):
-            print(f"{NETWORK_NAMES[key]}: renamed {old} to {new.name}", flush=True)
+            print(f"{TRAINED_NAMES[key]}: renamed {old} to {new.name}", flush=True)
 
 
 def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:
@@ -214,10 +239,10 @@ def resumed_config(options: TrainOptions, key: str) -> NetworkConfig:
     config = NetworkConfig(**checkpoint["config"])
     ignored = sorted(set(options.overrides) - set(RESUME_FLAGS))
     if ignored:
-        print(f"{NETWORK_NAMES[key]}: resuming with the checkpoint's settings; ignoring "
+        print(f"{TRAINED_NAMES[key]}: resuming with the checkpoint's settings; ignoring "
               f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", file=sys.stderr)
     config = replace(config, **{k: v for k, v in options.overrides.items() if k in RESUME_FLAGS})
-    config.validate(f"{NETWORK_NAMES[key]} settings")
+    config.validate(f"{TRAINED_NAMES[key]} settings")
     return config
 
 

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import KellyError
-from preprocess.features.spec import NETWORKS, SOURCES
+from preprocess.features.spec import NETWORKS, SOURCES, TRAINED_NETWORKS
 
 #: cache key -> plugin class name (train.models.NETWORKS holds the classes; this needs no torch import)
 NETWORK_NAMES = {key: network.class_name for key, network in NETWORKS.items()}
+#: every network `kelly train` trains: the plugin's five, then the EmotionLabeller (spec.LABELLER_KEY),
+#: which the plugin does not run
+TRAINED_NAMES = {key: network.class_name for key, network in TRAINED_NETWORKS.items()}
 LR_SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -104,11 +107,12 @@ class FileConfig:
 
 
 def network_key(name: str) -> str:
-    """"emotion", "EmotionRecognizer" or "emotion_recognizer" -> "emotion"; ValueError when unknown."""
-    for key, class_name in NETWORK_NAMES.items():
+    """"emotion", "EmotionRecognizer" or "emotion_recognizer" -> "emotion" (the labeller too:
+    "labeller", "EmotionLabeller"); ValueError when unknown."""
+    for key, class_name in TRAINED_NAMES.items():
         if name in (key, class_name, _snake(class_name)) or name.lower() in (key, class_name.lower()):
             return key
-    known = ", ".join(f"{k} ({c})" for k, c in NETWORK_NAMES.items())
+    known = ", ".join(f"{k} ({c})" for k, c in TRAINED_NAMES.items())
     raise ValueError(f"unknown network {name!r}; known: {known}")
 
 
@@ -174,10 +178,20 @@ def _section(raw: dict, name: str, path: Path) -> dict:
     return value
 
 
+#: a network's own defaults, where they differ from NetworkConfig's: the labeller trains on ~600
+#: whole clips (one sample each), not on windows by the thousand (train.labeller_fit's settings)
+NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "labeller": {"epochs": 40, "batch_size": 32, "learning_rate": 3e-3, "weight_decay": 1e-4,
+                 "early_stopping_patience": 8},
+}
+
+
 def resolve(key: str, file_config: FileConfig | None, overrides: dict[str, Any]) -> NetworkConfig:
-    """The settings for network `key`: defaults < file "training" < file "models"[key] < command line."""
+    """The settings for network `key`: defaults < the network's own defaults (NETWORK_DEFAULTS) <
+    file "training" < file "models"[key] < command line."""
     file_config = file_config or FileConfig()
     given = {k: check_value(k, v, "command line") for k, v in overrides.items() if v is not None}
-    config = NetworkConfig(**{**file_config.training, **file_config.models.get(key, {}), **given})
-    config.validate(f"{NETWORK_NAMES[key]} settings")
+    config = NetworkConfig(**{**NETWORK_DEFAULTS.get(key, {}), **file_config.training,
+                              **file_config.models.get(key, {}), **given})
+    config.validate(f"{TRAINED_NAMES[key]} settings")
     return config

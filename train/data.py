@@ -180,7 +180,9 @@ def prepare(
     moments = InputMoments()
     target_sum = np.zeros(n_out)
     items = set()
+    table = None
     for rows in source_blocks():
+        table = rows.items
         items.update(np.unique(rows.item).tolist())
         split = rows.split
         for code, split_name in SPLIT_NAMES.items():
@@ -195,6 +197,8 @@ def prepare(
                     for start in range(0, len(part), STATS_ROWS):       # decoded a slice at a time
                         target_sum += part.take(slice(start, start + STATS_ROWS)).targets.astype(np.float64).sum(0)
     counts["items"] = len(items)
+    #: items per label source ("annotated", "proxy", "labeller:<id>"), for the exported metadata
+    counts["label_sources"] = table.label_source_counts(items) if table is not None else {}
     if counts["train"] < MIN_TRAIN_SAMPLES or counts["validation"] < 1:
         unit = "sequences" if length else "samples"
         raise KellyError(

@@ -14,6 +14,9 @@ Metrics per network:
   melody    bce, top3_accuracy, precision, recall, f1 (active: >= 0.5; see train.metrics.multilabel)
   harmony   cross_entropy, top1_accuracy, top5_accuracy
   dynamics, groove   mse, mae, and both per output (spec.DYNAMICS_NAMES / GROOVE_NAMES)
+  labeller  quadrant, valence and arousal accuracy (and balanced) on the official EMOPIA test (else
+            validation) clips, beside the majority quadrant (train.labeller_evaluate); evaluated
+            when its checkpoint is there, with the five or when named
 A network "beats the baseline" when its PRIMARY metric is better than the baseline's.
 
 Emotion response (train.response, descriptors defined in train.descriptors): each conditioned
@@ -186,6 +189,8 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
     checkpoint_dir, cache_dir = Path(checkpoint_dir), Path(cache_dir)
     keys = models or list(spec.NETWORKS)
     found = {k: path for k in keys if (path := existing_checkpoint(checkpoint_dir, k, kind)) is not None}
+    if models is None and (path := existing_checkpoint(checkpoint_dir, spec.LABELLER_KEY, kind)) is not None:
+        found[spec.LABELLER_KEY] = path         # the labeller, when trained, with the five
     if not found:
         raise KellyError(f"{checkpoint_dir}: no {kind} checkpoints (expected e.g. {checkpoint_name(keys[0], kind)})")
     torch_device = resolve_device(device)
@@ -193,6 +198,16 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
               "checkpoint_dir": str(checkpoint_dir), "networks": {},
               "missing": [k for k in keys if k not in found]}
     for key, path in found.items():
+        if key == spec.LABELLER_KEY:
+            from train.labeller_evaluate import evaluate_labeller
+
+            try:
+                report["networks"][key] = evaluate_labeller(path, cache_dir)
+            except KellyError as exc:
+                if models is not None:          # asked for by name: its fault is the command's
+                    raise
+                report.setdefault("notes", []).append(f"EmotionLabeller not evaluated: {exc}")
+            continue
         model, checkpoint = load_network(path)
         config = checkpoint["config"]
         data = train_data.from_cache(cache_dir, key, sequence_length=config["sequence_length"],
@@ -234,6 +249,7 @@ def format_table(report: dict) -> str:
             first = False
     for key in report.get("missing", []):
         lines.append(f"{key:<18} no checkpoint")
+    lines.extend(report.get("notes", []))
     if report.get("emotion_response"):
         from train.response import format_summary
 

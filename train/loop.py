@@ -69,6 +69,7 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
     if resume:
         run.restore(checkpoints.checkpoint_path(output, key, "latest"))
     model, optimizer, stopper, metric_name = run.model, run.optimizer, run.stopper, METRIC[key][0]
+    after_step = getattr(model, "after_step", None)
     steps = samples = 0
     first_batch_at, train_seconds = None, 0.0
     for epoch in range(run.epoch + 1, config.epochs + 1):
@@ -85,6 +86,8 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if after_step is not None:
+                after_step()                # the labeller's weight average (train.labeller_network)
             loss_sum += loss.detach()
             metric.add(out.detach(), y, mask)
             batches, steps, samples = batches + 1, steps + 1, samples + len(x)
@@ -181,7 +184,8 @@ class TrainingRun:
 
     def checkpoint(self) -> dict:
         best = self.stopper.best
-        return {
+        extra = self.model.checkpoint_extra() if hasattr(self.model, "checkpoint_extra") else {}
+        return extra | {
             "format": checkpoints.FORMAT, "network": self.key, "network_name": self.model.name,
             "model_state": checkpoints.cpu_state(self.model.state_dict()),
             "optimizer_state": self.optimizer.state_dict(),

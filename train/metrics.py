@@ -6,9 +6,11 @@ Losses (torch, on one batch; `mask` [B, T] weights the time steps of padded sequ
   harmony   cross-entropy over the 64 chord classes, from logits
   dynamics  MSE on the 16 expression values (sigmoid output)
   groove    MSE on the 32 groove values (tanh output)
+  labeller  binary cross-entropy of each sign (valence, arousal) of a clip's quadrant
+            (train.labeller_network, on frames [B, T, D] and the clip's signs [B, 2])
 
 The per-epoch metric (`METRIC`) is MAE for the regressions, F1 at 0.5 for melody and top-1
-accuracy for harmony. The evaluation functions at the bottom are numpy, on whole held-out arrays.
+accuracy for harmony and the labeller (its quadrant: both signs right). The evaluation functions at the bottom are numpy, on whole held-out arrays.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-LOSS = {"emotion": "mse", "melody": "bce", "harmony": "cross_entropy", "dynamics": "mse", "groove": "mse"}
+LOSS = {"emotion": "mse", "melody": "bce", "harmony": "cross_entropy", "dynamics": "mse", "groove": "mse",
+        "labeller": "bce_signs"}
 #: network -> (metric name, "min" or "max" for better)
 METRIC = {
     "emotion": ("mae", "min"),
@@ -24,6 +27,7 @@ METRIC = {
     "harmony": ("accuracy", "max"),
     "dynamics": ("mae", "min"),
     "groove": ("mae", "min"),
+    "labeller": ("accuracy", "max"),
 }
 MELODY_THRESHOLD = 0.5
 EPS = 1e-7
@@ -31,6 +35,10 @@ EPS = 1e-7
 
 def batch_loss(key: str, model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None):
     """(mean loss over the batch's real steps, the output the metric reads: values, or logits)."""
+    if key == "labeller":
+        from train.labeller_network import batch_loss as labeller_batch_loss
+
+        return labeller_batch_loss(model, x, y, mask)
     if key == "harmony":
         logits = model.forward_logits(x)
         return F.cross_entropy(logits, y), logits
@@ -47,6 +55,10 @@ def batch_loss(key: str, model, x: torch.Tensor, y: torch.Tensor, mask: torch.Te
 
 def constant_loss(key: str, prediction: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None):
     """The loss of predicting `prediction` (the training mean, or for harmony the class prior) everywhere."""
+    if key == "labeller":
+        from train.labeller_network import constant_loss as labeller_constant_loss
+
+        return labeller_constant_loss(prediction, y)
     if key == "harmony":
         return -torch.log(prediction.clamp_min(EPS))[y].mean()
     p = prediction.expand_as(y)
@@ -71,6 +83,11 @@ class MetricSum:
     def add(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         if self.key == "harmony":
             sums = [(out.argmax(-1) == y).sum()]
+            self.count += len(y)
+        elif self.key == "labeller":
+            from train.labeller_network import quadrant_hits
+
+            sums = [quadrant_hits(out, y)]
             self.count += len(y)
         elif self.key == "melody":
             predicted = out > 0                                  # sigmoid(logit) > 0.5
@@ -106,6 +123,8 @@ def add_constant(metric: MetricSum, prediction: torch.Tensor, y: torch.Tensor, m
     is the prediction's log (harmony), its logit (melody) or itself, repeated over the batch."""
     if metric.key == "harmony":
         metric.add(prediction.log().expand(len(y), -1), y)
+    elif metric.key == "labeller":
+        metric.add(prediction.expand_as(y), y)
     elif metric.key == "melody":
         metric.add(torch.logit(prediction.clamp(EPS, 1 - EPS)).expand_as(y), y, mask)
     else:

@@ -191,6 +191,11 @@ NETWORKS: dict[str, type[KellyNetwork]] = {key: _BY_CLASS_NAME[network.class_nam
 
 
 def build(key: str) -> KellyNetwork:
+    """A new network of `key`: one of the plugin's five, or the labeller (train.labeller_network)."""
+    if key == spec.LABELLER_KEY:
+        from train.labeller_network import MODEL_SETTINGS, LabellerNetwork
+
+        return LabellerNetwork(**MODEL_SETTINGS)
     try:
         return NETWORKS[key]()
     except KeyError:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common.errors import KellyError
 from common.files import check_output_dir, remove_stale_temporaries
-from train.config import NETWORK_NAMES
+from train.config import TRAINED_NAMES
 
 CHECKPOINTS, HISTORY, PLOTS = "checkpoints", "history", "plots"
 CHECKPOINT_KINDS = ("best", "latest")
@@ -29,7 +29,7 @@ CHECKPOINT_KINDS = ("best", "latest")
 
 def file_stem(key: str) -> str:
     """The start of every output file name of network `key`: its class name in lower case."""
-    return NETWORK_NAMES[key].lower()
+    return TRAINED_NAMES[key].lower()
 
 
 def _checkpoint_name(stem: str, kind: str) -> str:

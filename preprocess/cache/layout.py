@@ -49,7 +49,7 @@ def target_dtype(network: str) -> np.dtype:
 
 def target_shape(network: str, n: int) -> tuple[int, ...]:
     """Shape of n rows of targets: (n,) for harmony's chord classes, else (n, Dout)."""
-    return (n,) if network == "harmony" else (n, spec.NETWORKS[network].outputs)
+    return (n,) if network == "harmony" else (n, spec.TRAINED_NETWORKS[network].outputs)
 
 
 def empty_row_inputs(network: str, n: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from preprocess.cache.manifest import (
     current_feature_version,
 )
 from preprocess.cache.rows import ItemTable, Rows
+from preprocess.cache.labels import apply_labels, labels_digest, read_labels
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.features import spec
 
@@ -37,10 +38,11 @@ DEFAULT_BLOCK_ROWS = 1 << 16
 
 
 def check_network(network: str) -> spec.Network:
-    """The network's entry in `spec.NETWORKS`; KellyError for an unknown name."""
-    if network not in spec.NETWORKS:
-        raise KellyError(f"unknown network {network!r}; the cache holds {', '.join(spec.NETWORKS)}")
-    return spec.NETWORKS[network]
+    """The network's entry in `spec.TRAINED_NETWORKS` (the plugin's five and the labeller); KellyError
+    for an unknown name."""
+    if network not in spec.TRAINED_NETWORKS:
+        raise KellyError(f"unknown network {network!r}; the cache holds {', '.join(spec.TRAINED_NETWORKS)}")
+    return spec.TRAINED_NETWORKS[network]
 
 
 def _rebuild_hint(cache_dir: Path, found: str, current: str, what: str) -> str:
@@ -98,7 +100,8 @@ def _open_shard(cache_dir: Path, name: str):
 
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
     """The network's served items as an ItemTable (labels from the manifest, embeddings from the
-    shards' item tables, one small read per shard) and where their rows are."""
+    shards' item tables, one small read per shard, then the labels table's labels on the
+    proxy-labelled items it covers, `labels.apply_labels`) and where their rows are."""
     network_sources = check_network(network).sources
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
@@ -108,6 +111,8 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
                          f"run `kelly preprocess` for {' or '.join(network_sources)}")
     source, item_id, split, label_source, valence, arousal, shard, shard_item = zip(*served)
     del served
+    table = read_labels(cache_dir)
+    content_hash: list[str | None] = [None] * len(item_id)
     embedding = np.full((len(item_id), spec.EMBEDDING_SIZE), np.nan, dtype=np.float32)
     by_shard: dict[str, list[tuple[int, int]]] = {}
     for index, (name, local) in enumerate(zip(shard, shard_item)):
@@ -121,6 +126,9 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
             local, global_index = np.array(by_shard[name], dtype=np.int64).T
             local_to_global[local] = global_index
             embedding[global_index] = h5["items/embedding"][()][local]
+            if table is not None and h5.attrs.get("source") in table.items:
+                for index, value in zip(global_index.tolist(), h5["items/content_hash"][()][local]):
+                    content_hash[index] = value.decode() if isinstance(value, bytes) else str(value)
         shards[name] = local_to_global
     items = ItemTable(
         item_ids=list(item_id), sources=list(source),
@@ -129,7 +137,7 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
         arousal=np.array([np.nan if a is None else a for a in arousal], dtype=np.float32),
         label_source=np.array([LABEL_SOURCE_CODES[c] for c in label_source], dtype=np.uint8),
         embedding=embedding)
-    return _Plan(items, shards)
+    return _Plan(apply_labels(items, content_hash, table), shards)
 
 
 def _blocks(cache_dir: Path, network: str, plan: _Plan, block_rows: int | None) -> Iterator[Rows]:
@@ -177,10 +185,12 @@ def load_network(cache_dir: str | Path, network: str, *, sources: Iterable[str] 
     return Rows.concat(blocks)
 
 
-def identity_of(records: Iterable[ItemRecord], feature_version: str) -> str:
-    """Hash of the served items (source, id, content hash, label digest, split), the feature version
-    and the cache layout."""
+def identity_of(records: Iterable[ItemRecord], feature_version: str, labels: str = "") -> str:
+    """Hash of the served items (source, id, content hash, label digest, split), the feature version,
+    the cache layout and (when not "") the labels table's digest (`labels.labels_digest`)."""
     digest = hashlib.sha256(f"{feature_version}\t{SHARD_FORMAT}".encode("utf-8"))
+    if labels:
+        digest.update(f"\tlabels {labels}".encode("utf-8"))
     for r in sorted(records, key=lambda r: (r.source, r.item_id)):
         digest.update(f"\n{r.source}\t{r.item_id}\t{r.content_hash}\t{r.label_digest}\t{r.split}".encode("utf-8"))
     return digest.hexdigest()[:32]
@@ -190,7 +200,7 @@ def cache_identity(cache_dir: str | Path) -> str:
     """An identity of the cache's current content: changes whenever any served row could change."""
     cache_dir = Path(cache_dir)
     with _open_checked(cache_dir) as manifest:
-        return identity_of(manifest.served(), current_feature_version())
+        return identity_of(manifest.served(), current_feature_version(), labels_digest(cache_dir))
 
 
 def cache_summary(cache_dir: str | Path, *, examples: int = 5) -> dict:
@@ -206,7 +216,7 @@ def cache_summary(cache_dir: str | Path, *, examples: int = 5) -> dict:
         failures = manifest.failures()
         samples = manifest.samples_by_split()
         shards = manifest.shards()
-        identity = identity_of(served, current_feature_version())
+        identity = identity_of(served, current_feature_version(), labels_digest(cache_dir))
     items: dict[str, dict[str, int]] = {}
     for r in served:
         items.setdefault(r.source, {"done": 0, "failed": 0})["done"] += 1
@@ -222,7 +232,7 @@ def cache_summary(cache_dir: str | Path, *, examples: int = 5) -> dict:
         "feature_version": current_feature_version(),
         "identity": identity,
         "items": items,
-        "samples": {n: {s: samples.get(n, {}).get(s, 0) for s in SPLIT_CODES} for n in spec.NETWORKS},
+        "samples": {n: {s: samples.get(n, {}).get(s, 0) for s in SPLIT_CODES} for n in spec.TRAINED_NETWORKS},
         "failures": by_reason,
         "shards": len(shards),
         "bytes": sum(s.bytes for s in shards.values()),

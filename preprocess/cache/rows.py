@@ -27,7 +27,8 @@ class ItemTable:
 
     item_ids, sources: list[str] [I]; split uint8 [I] (0 train, 1 validation, 2 test); valence,
     arousal float32 [I] (the item's labels, NaN when unknown); label_source uint8 [I] (0 annotated,
-    1 proxy); embedding float32 [I, 64], the item's emotion embedding.
+    1 proxy, 2 a labeller's, spec.LABEL_SOURCES); embedding float32 [I, 64], the item's emotion
+    embedding; labeller: the name of code 2 ("labeller:<id>", preprocess.cache.labels) where used.
     """
 
     item_ids: list[str]
@@ -37,9 +38,21 @@ class ItemTable:
     arousal: np.ndarray
     label_source: np.ndarray
     embedding: np.ndarray
+    labeller: str = ""
 
     def __len__(self) -> int:
         return len(self.split)
+
+    def label_source_name(self, code: int) -> str:
+        """The label source of a code: "annotated", "proxy", or "labeller:<id>"."""
+        name = spec.LABEL_SOURCES[int(code)]
+        return self.labeller or name if name == spec.LABEL_LABELLER else name
+
+    def label_source_counts(self, items=None) -> dict[str, int]:
+        """Items per label source name (of `items`, global indices; default every item)."""
+        codes = self.label_source if items is None else self.label_source[np.asarray(list(items), dtype=np.int64)]
+        values, counts = np.unique(codes, return_counts=True)
+        return {self.label_source_name(v): int(n) for v, n in zip(values, counts)}
 
     @property
     def nbytes(self) -> int:

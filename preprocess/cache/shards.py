@@ -156,9 +156,9 @@ def validate_result(result: ItemResult) -> ItemResult:
         result.embedding = embedding
     checked: dict[str, dict[str, np.ndarray]] = {}
     for network, arrays in result.samples.items():
-        if network not in spec.NETWORKS:
+        if network not in spec.TRAINED_NETWORKS:
             raise InvalidResult(f"unknown network {network!r}")
-        sources = spec.NETWORKS[network].sources
+        sources = spec.TRAINED_NETWORKS[network].sources
         if result.source not in sources:
             raise InvalidResult(f"{network} samples from source {result.source!r} (expected one of {sources})")
         missing = {"targets", "window"} - set(arrays)
@@ -232,7 +232,7 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
     final = Path(cache_dir) / name
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + TMP_SUFFIX)
-    networks = [n for n, (_, _, sources) in spec.NETWORKS.items() if source in sources]
+    networks = [n for n, (_, _, sources) in spec.TRAINED_NETWORKS.items() if source in sources]
     with h5py.File(tmp, "w", libver="latest") as h5:
         h5.attrs["format"] = SHARD_FORMAT
         h5.attrs["source"] = source

@@ -185,14 +185,17 @@ HARMONY_HISTORY_WEIGHTS = tuple(0.5**j for j in range(HARMONY_HISTORY))      # 1
 
 # --- the datasets (one list), their items' splits and label sources, the five networks (one list) ---
 #: the datasets, each read by preprocess.datasets.<name>, in the order the job reads them
-SOURCES = ("deam", "lakh", "maestro", "groove", "harmony")
+SOURCES = ("deam", "lakh", "maestro", "groove", "harmony", "emopia")
 
 #: an item's split, by the code the cache stores (0 train, 1 validation, 2 test)
 SPLITS = ("train", "validation", "test")
 #: where an item's (valence, arousal) came from, by the code the cache stores: the dataset's own
-#: annotations, or the documented proxy labels derived from the music (preprocess.features.proxy_labels)
-LABEL_ANNOTATED, LABEL_PROXY = "annotated", "proxy"
-LABEL_SOURCES = (LABEL_ANNOTATED, LABEL_PROXY)
+#: annotations, or the documented proxy labels derived from the music (preprocess.features.proxy_labels),
+#: or a trained EmotionLabeller's labels (code 2; never in the manifest: the trainer reads them from the
+#: cache's labels table, preprocess.cache.labels, and names them "labeller:<id>", id = a digest of the
+#: labeller's checkpoint)
+LABEL_ANNOTATED, LABEL_PROXY, LABEL_LABELLER = "annotated", "proxy", "labeller"
+LABEL_SOURCES = (LABEL_ANNOTATED, LABEL_PROXY, LABEL_LABELLER)
 
 
 def split_fraction(identity: str, seed: int) -> float:
@@ -282,5 +285,49 @@ MELODY_TARGET_MAX_ERROR = 0.5 / MELODY_TARGET_STEPS + 2.0**-23
 
 assert len(DYNAMICS_NAMES) == 16 and len(GROOVE_NAMES) == 32
 assert HARMONY_CLASSES == 64 and len(set(CHORD_VOCABULARY)) == 64 and CHORD_VOCABULARY[NO_CHORD] == "N"
-assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD
+assert set(CACHE_LAYOUT) == set(NETWORKS) and HARMONY_CLASSES < NO_PREVIOUS_CHORD  # the labeller's is added below
 assert all(set(network.sources) <= set(SOURCES) for network in NETWORKS.values())
+
+# --- the EmotionLabeller's input (preprocess.features.labeller_input.labeller_frames) ------------
+#: Bump when anything labeller_frames computes changes: a labeller checkpoint records the version
+#: of the frames it was trained on and refuses frames of another.
+LABELLER_VERSION = "kelly-labeller-2"
+LABELLER = {
+    "frame_seconds": 0.25,       # one input frame per 0.25 s of music (seconds, never beats)
+    "window_seconds": 40.0,      # a piece is labelled by windows of about an EMOPIA clip's length ...
+    "hop_seconds": 20.0,         # ... one every 20 s, their (valence, arousal) averaged
+    "pitch_reference": "every pitch class counted from the tonic of the key sounding at the frame's centre",
+    "velocity_min_distinct": 3,  # a piece whose notes have fewer distinct velocities ...
+    "velocity_min_std": 2.0,     # ... or a smaller spread (MIDI velocity units) has no velocity information
+}
+#: the chord's quality in a labeller frame: CHORD_QUALITIES, then a diminished set, then N
+LABELLER_CHORD_QUALITIES = CHORD_QUALITIES + ("dim7", "N")
+#: the frame's columns, in order: five 12-value pitch-class blocks (key-relative: index 0 = tonic),
+#: the chord's quality (one-hot), then ten scalars (preprocess.features.labeller_input documents each)
+LABELLER_COLUMNS = (tuple(f"sounding_{d}" for d in range(12)) + tuple(f"onset_{d}" for d in range(12))
+                    + tuple(f"bass_{d}" for d in range(12)) + tuple(f"top_{d}" for d in range(12))
+                    + tuple(f"chord_root_{d}" for d in range(12))
+                    + tuple(f"chord_{q}" for q in LABELLER_CHORD_QUALITIES)
+                    + ("onsets", "polyphony", "velocity", "velocity_known", "mean_pitch", "low_pitch",
+                       "high_pitch", "articulation", "minor_key", "silent"))
+LABELLER_INPUTS = len(LABELLER_COLUMNS)      # 77
+
+# --- the EmotionLabeller: a network kelly-ml trains and runs itself, never the plugin -------------------
+#: the cache key of the symbolic emotion labeller (train.labeller_model.EmotionLabeller): trained on
+#: EMOPIA's annotated clips, it labels the MIDI items that have no human label. It is not one of the
+#: plugin's networks: NETWORKS leaves it out, and so do export, the plugin contract and the emotion
+#: response. Its rows: one per frame of a clip (spec.LABELLER["frame_seconds"]), the frame's
+#: LABELLER_INPUTS values stored per row, the clip's (valence, arousal) signs as targets.
+LABELLER_KEY = "labeller"
+LABELLER_NETWORK = Network(LABELLER_INPUTS, 2, ("emopia",), "EmotionLabeller", True,
+                           "not run by the plugin: kelly-ml labels MIDI with it (kelly label)")
+#: every network kelly-ml trains and caches rows for: the plugin's five, then the labeller
+TRAINED_NETWORKS = {**NETWORKS, LABELLER_KEY: LABELLER_NETWORK}
+CACHE_LAYOUT[LABELLER_KEY] = (0, ("float32", LABELLER_INPUTS, "the clip's labeller frame"), "float32")
+#: an EMOPIA clip's name: Q{quadrant}_{YouTube id}_{clip index} (YouTube ids hold "_" and "-"); the
+#: song (YouTube id) is the unit a held-out split keeps whole
+EMOPIA_CLIP_NAME = r"^Q(?P<quadrant>[1-4])_(?P<song>.+)_(?P<clip>\d+)$"
+
+
+assert set(CACHE_LAYOUT) == set(TRAINED_NETWORKS)
+assert all(set(network.sources) <= set(SOURCES) for network in TRAINED_NETWORKS.values())
