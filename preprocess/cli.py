@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from preprocess.features.spec import SOURCES
@@ -39,8 +40,15 @@ def _fraction(text: str) -> float:
 
 def _seconds(text: str) -> float:
     value = _number(text, float, "a positive number of seconds")
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    value = _number(text, float, "a positive number of megabytes")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, got {text}")
     return value
 
 
@@ -84,7 +92,7 @@ def add_parsers(subparsers) -> None:
                    help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (--backend dask; default: a local cluster)")
     p.add_argument("--shard-items", type=_positive_int, default=DEFAULT_SHARD_ITEMS,
                    help=f"items per shard file (default: {DEFAULT_SHARD_ITEMS})")
-    p.add_argument("--shard-megabytes", type=float, default=DEFAULT_SHARD_MEGABYTES,
+    p.add_argument("--shard-megabytes", type=_megabytes, default=DEFAULT_SHARD_MEGABYTES, metavar="MB",
                    help=f"a shard is also written once its arrays reach this size (default: {DEFAULT_SHARD_MEGABYTES:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--failures", action="store_true",
@@ -116,6 +124,9 @@ def preprocess_command(args) -> int:
                          "recorded in the cache")
     if args.scheduler and args.backend != "dask":
         raise KellyError("--scheduler needs --backend dask")
+    if args.validation_split + args.test_split >= 1.0:
+        raise KellyError(f"--validation-split {args.validation_split:g} and --test-split {args.test_split:g} "
+                         "leave nothing to train on: they must add up to less than 1")
     summary = run_preprocess(
         args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
         limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,

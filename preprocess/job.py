@@ -20,6 +20,7 @@ each network's training inputs are written to ``<cache>/stats.json`` (`cache.sta
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def run_preprocess(
     """
     started = time.perf_counter()
     datasets_dir, cache_dir = Path(datasets_dir), Path(cache_dir)
-    workers = _checked_options(workers, limit, backend)
+    workers = _checked_options(workers, limit, backend, shard_items, shard_megabytes)
     extract = extract or _default_extract()
     wanted, not_found = _wanted_sources(sources, datasets_dir, layout)
     check_output_dir(cache_dir, "--cache-dir")      # before any work starts
@@ -148,13 +149,18 @@ def _default_extract():
     return extract_item
 
 
-def _checked_options(workers: int | None, limit: int | None, backend: str) -> int:
+def _checked_options(workers: int | None, limit: int | None, backend: str, shard_items: int,
+                     shard_megabytes: float) -> int:
     """The number of workers; KellyError for a setting out of range."""
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise KellyError(f"--workers must be at least 1, got {workers}")
     if limit is not None and limit < 0:
         raise KellyError(f"--limit must be >= 0, got {limit}")
+    if shard_items < 1:
+        raise KellyError(f"--shard-items must be at least 1, got {shard_items}")
+    if not (shard_megabytes > 0 and math.isfinite(shard_megabytes)):
+        raise KellyError(f"--shard-megabytes must be a positive number of megabytes, got {shard_megabytes}")
     if backend not in ("loky", "dask"):
         raise KellyError(f"--backend must be loky or dask, got {backend!r}")
     return workers

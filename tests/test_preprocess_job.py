@@ -601,3 +601,34 @@ def test_a_bad_number_of_workers_is_named_in_plain_words(capsys):
         assert stopped.value.code == 2
         assert err.strip().splitlines()[-1] == f"kelly preprocess: error: argument --workers: {message}"
         assert "_positive_int" not in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--shard-megabytes", "-5", "must be a positive number of megabytes, got -5"),
+    ("--shard-megabytes", "0", "must be a positive number of megabytes, got 0"),
+    ("--shard-megabytes", "nan", "must be a positive number of megabytes, got nan"),
+    ("--shard-megabytes", "big", "expected a positive number of megabytes, got 'big'"),
+    ("--shard-items", "0", "must be at least 1, got 0"),
+    ("--limit", "-1", "must be >= 0, got -1"),
+    ("--file-timeout", "0", "must be a positive number of seconds, got 0"),
+    ("--file-timeout", "inf", "must be a positive number of seconds, got inf"),
+    ("--validation-split", "1", "must be in [0, 1), got 1.0"),
+    ("--test-split", "-0.1", "must be in [0, 1), got -0.1"),
+    ("--seed", "x", "invalid int value: 'x'"),
+])
+def test_numeric_options_out_of_range_are_usage_errors(option, value, message, capsys):
+    from kelly.cli import build_parser
+
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["preprocess", "all", option, value])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"kelly preprocess: error: argument {option}: {message}"
+
+
+def test_splits_that_leave_nothing_to_train_on_are_a_usage_error_before_any_work(tmp_path, no_work, kelly_cli):
+    code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", tmp_path, "--cache-dir", tmp_path / "cache",
+                               "--validation-split", "0.6", "--test-split", "0.4")
+    assert code == 2 and out == "" and not (tmp_path / "cache").exists()
+    assert "must add up to less than 1" in the_one_error_line(err)
+    with pytest.raises(KellyError, match="--shard-megabytes must be a positive number"):
+        run_preprocess("all", datasets_dir=tmp_path, cache_dir=tmp_path / "cache", shard_megabytes=-5)
