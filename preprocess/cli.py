@@ -94,6 +94,10 @@ def add_parsers(subparsers) -> None:
                    help=f"items per shard file (default: {DEFAULT_SHARD_ITEMS})")
     p.add_argument("--shard-megabytes", type=_megabytes, default=DEFAULT_SHARD_MEGABYTES, metavar="MB",
                    help=f"a shard is also written once its arrays reach this size (default: {DEFAULT_SHARD_MEGABYTES:g})")
+    p.add_argument("--check", action="store_true",
+                   help="compare every shard of the sources with the content digest recorded when it was written "
+                        "(reads the whole cache; every run checks sizes, and digests where a file was written to "
+                        "since): a damaged shard is dropped and its items computed again")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--failures", action="store_true",
                    help="compute nothing: list every failure recorded in --cache-dir, with its reason")
@@ -132,7 +136,7 @@ def preprocess_command(args) -> int:
         limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
         layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
         backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
-        shard_megabytes=args.shard_megabytes, progress=not args.quiet)
+        shard_megabytes=args.shard_megabytes, check=args.check, progress=not args.quiet)
     print(format_summary(summary))
     return 0
 
@@ -218,7 +222,13 @@ def format_summary(summary: dict) -> str:
                  f"{failed_before:,} from earlier runs" if failed_before else ""]
         lines.append(f"every failure with its reason ({' and '.join(x for x in shown if x)} not listed above): "
                      f"{failures_command_line(summary['cache_dir'])}")
-    cleanup = {k: v for k, v in summary["cleanup"].items() if v}
+    check = summary.get("shard_check")
+    if check and (check["dropped"] or check["verified_all"]):
+        how = "content digests compared" if check["verified_all"] else "sizes checked"
+        lines.append(f"shards checked: {check['checked']:,} ({how}); damaged and recomputed: {len(check['dropped']):,}")
+        lines += [f"  {entry['shard']}: {entry['problem']} ({entry['items']:,} item(s) computed again)"
+                  for entry in check["dropped"]]
+    cleanup = {k: v for k, v in summary["cleanup"].items() if v and k != "damaged_shards_dropped"}
     if cleanup:
         lines.append("cleaned up: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cleanup.items()))
     if summary["stats"]["networks"]:

@@ -9,7 +9,10 @@ them; a crash or a hang is one item's failure), so that no worker waits at the e
 (`source_run`). The parent alone writes shards from the stream of results, per source, flushing
 one every `shard_items` items or `shard_megabytes` MB, and commits each to the manifest in one
 transaction (`cache.writer`). Killing the job at any moment loses at most the shard being written;
-the next run cleans up and computes the rest.
+the next run cleans up and computes the rest. Before any work, the shards of the sources run are
+checked against what the manifest recorded when they were written (`cache.integrity`: size and
+signature, the content digest where the file was written to since, every digest with `check`):
+a damaged shard is dropped, with a line on stderr, and its items are computed by this same run.
 
 After the sources: shards no item points to any more are deleted, and the per-band mean and std of
 each network's training inputs are written to ``<cache>/stats.json`` (`cache.stats`).
@@ -28,11 +31,12 @@ from typing import Callable, Sequence
 
 from common.errors import KellyError
 from common.files import check_output_dir
+from preprocess.cache.integrity import DATASETS_DIR_KEY
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import Manifest, current_feature_version
 from preprocess.cache.shards import ItemResult
 from preprocess.cache.stats import update_input_stats
-from preprocess.cache.writer import cache_lock, clean_cache
+from preprocess.cache.writer import ShardCheck, cache_lock, check_shards, clean_cache
 from preprocess.extract import prepare_worker
 from preprocess.features import spec
 from preprocess.fingerprint import (
@@ -71,6 +75,7 @@ def run_preprocess(
     extract: Callable[..., ItemResult] | None = None,
     shard_items: int = DEFAULT_SHARD_ITEMS,
     shard_megabytes: float = DEFAULT_SHARD_MEGABYTES,
+    check: bool = False,
     progress: bool = True,
 ) -> dict:
     """Preprocess `sources` ("all" or names from spec.SOURCES) into `cache_dir`; return the summary.
@@ -79,7 +84,9 @@ def run_preprocess(
     everything; retry_failed: recompute items that failed before; file_timeout: seconds one item
     may take; layout/seed/validation_split/test_split: passed to the dataset readers; backend,
     scheduler: see `preprocess.parallel.isolated_map`; extract: item -> ItemResult (default
-    `preprocess.extract.extract_item`; must be a module-level function).
+    `preprocess.extract.extract_item`; must be a module-level function); check: compare every
+    shard of `sources` with its recorded content digest, not only its size (`cache.integrity`).
+    Either way a damaged shard is dropped and its items are computed again by this run.
     """
     started = time.perf_counter()
     datasets_dir, cache_dir = Path(datasets_dir), Path(cache_dir)
@@ -92,7 +99,7 @@ def run_preprocess(
     reading = {"layout": layout, "seed": seed, "validation_split": validation_split, "test_split": test_split}
     fingerprints = {} if limit is not None else {
         name: source_fingerprint(datasets_dir, name, _settings(reading, extract)) for name in wanted}
-    unchanged = {} if force or retry_failed else unchanged_sources(cache_dir, fingerprints)
+    unchanged = {} if force or retry_failed or check else unchanged_sources(cache_dir, fingerprints)
     to_read = [name for name in wanted if name not in unchanged]
 
     func = functools.partial(run_extract_task, extract=extract)
@@ -103,7 +110,9 @@ def run_preprocess(
         with cache_lock(cache_dir):
             with Manifest.open(cache_dir, create=True) as manifest:
                 rebuilt_from = manifest.rebuilt_from
+                shard_check = _check_shards(manifest, cache_dir, datasets_dir, wanted, read, unchanged, check)
                 cleanup = clean_cache(cache_dir, manifest)
+                cleanup["damaged_shards_dropped"] = len(shard_check.dropped)
                 per_source = _fill_cache(manifest, cache_dir, wanted, read, read_seconds, unchanged, fingerprints,
                                          pool, limit=limit, force=force, retry_failed=retry_failed,
                                          shard_items=shard_items, shard_megabytes=shard_megabytes, progress=progress)
@@ -114,10 +123,30 @@ def run_preprocess(
     summary = _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
                        stats_networks, stats_recomputed, time.perf_counter() - started)
     summary["rebuilt_from"] = rebuilt_from
+    summary["shard_check"] = {"checked": shard_check.checked, "digests": shard_check.digests,
+                              "verified_all": check, "dropped": shard_check.dropped}
     return summary
 
 
 # --- the steps -------------------------------------------------------------------------------------
+
+def _check_shards(manifest: Manifest, cache_dir: Path, datasets_dir: Path, wanted: list[str], read: dict,
+                  unchanged: dict[str, dict], verify_all: bool) -> ShardCheck:
+    """Drop the damaged shards of the wanted sources (a line each on stderr), so that this run computes
+    their items again, and remember where each source read is read from (for the reader's advice)."""
+    report = check_shards(cache_dir, manifest, wanted, verify_all=verify_all)
+    for entry in report.dropped:
+        print(f"{cache_dir / entry['shard']}: {entry['problem']}: dropped from the manifest, its "
+              f"{entry['items']:,} item(s) computed again", file=sys.stderr)
+    for name in report.sources & set(unchanged):
+        # damaged since this run looked (a moment ago) and not read: the next run computes them
+        forget_fingerprint(manifest, name)
+        print(f"{cache_dir}: {name} was not read in this run: `kelly preprocess {name}` computes the items "
+              f"of its dropped shard(s)", file=sys.stderr)
+    for name in read:
+        manifest.set_meta(DATASETS_DIR_KEY + name, str(datasets_dir.resolve()))
+    return report
+
 
 def _fill_cache(manifest: Manifest, cache_dir: Path, wanted: list[str], read: dict, read_seconds: dict[str, float],
                 unchanged: dict[str, dict], fingerprints: dict[str, str | None], pool: WorkerPool,

@@ -65,8 +65,12 @@ def pieces(tmp_path):
     return items
 
 
-def commit(cache_dir: Path, name: str, results: list[ItemResult]) -> None:
+def commit(cache_dir: Path, name: str, results: list[ItemResult], *, before_commit=None) -> None:
+    """Write and commit a shard, as the writer does; before_commit(path) may alter the file first."""
     nbytes = write_shard(cache_dir, name, results, spec.FEATURE_VERSION)
+    if before_commit is not None:
+        before_commit(cache_dir / name)
+        nbytes = (cache_dir / name).stat().st_size
     entries = [DoneEntry(source=r.source, item_id=r.item_id, content_hash=r.content_hash, label_digest="",
                          split=r.split, label_source=r.label_source, valence=r.valence, arousal=r.arousal,
                          source_path=r.source_path, shard_item=i, rows=r.rows()) for i, r in enumerate(results)]
@@ -398,9 +402,11 @@ def test_a_cache_in_the_first_layout_is_refused_then_rebuilt(tmp_path, pieces, c
 
 def test_a_shard_of_another_layout_is_never_read(tmp_path, pieces):
     cache = tmp_path / "cache"
-    commit(cache, "lakh/shard-0001.h5", [extract_item(pieces[0])])
-    with h5py.File(cache / "lakh/shard-0001.h5", "r+") as h5:
-        h5.attrs["format"] = "kelly-shard-1"
+    def first_layout(path):
+        with h5py.File(path, "r+") as h5:
+            h5.attrs["format"] = "kelly-shard-1"
+
+    commit(cache, "lakh/shard-0001.h5", [extract_item(pieces[0])], before_commit=first_layout)
     with pytest.raises(KellyError, match=r"shard-0001.h5: the cache was written with the shard layout kelly-shard-1"):
         reader.load_network(cache, "melody")
 

@@ -632,3 +632,97 @@ def test_splits_that_leave_nothing_to_train_on_are_a_usage_error_before_any_work
     assert "must add up to less than 1" in the_one_error_line(err)
     with pytest.raises(KellyError, match="--shard-megabytes must be a positive number"):
         run_preprocess("all", datasets_dir=tmp_path, cache_dir=tmp_path / "cache", shard_megabytes=-5)
+
+
+# --- a shard damaged on disk: found, dropped and computed again -------------------------------------
+
+def damage(path: Path, how: str) -> None:
+    """Damage a shard file as a disk fault, an interrupted copy or a stray write would."""
+    data = path.read_bytes()
+    if how == "random bytes inside":
+        with open(path, "r+b") as handle:
+            handle.seek(len(data) // 2)
+            handle.write(np.random.default_rng(0).bytes(64))
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "deleted":
+        path.unlink()
+    elif how == "overwritten with text":
+        path.write_text("this is not a shard\n")
+    elif how == "copied without its times":
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("random bytes inside", "its content changed since it was written"),
+    ("truncated", "when written (truncated or overwritten)"),
+    ("deleted", "missing"),
+    ("overwritten with text", "when written (truncated or overwritten)"),
+    ("copied without its times", None),
+])
+def test_a_damaged_shard_is_dropped_and_recomputed_by_one_plain_rerun(how, problem, midi_datasets, reference, tmp_path,
+                                                                      capsys):
+    datasets = midi_datasets[0]
+    cache = tmp_path / "cache"
+    shutil.copytree(reference[0], cache)          # times kept: every source is unchanged for a rerun
+    shard = sorted(cache.glob("groove/shard-*.h5"))[0]
+    name = str(shard.relative_to(cache))
+    with Manifest.open(cache) as manifest:
+        items = manifest.shards()[name].items
+    damage(shard, how)
+    capsys.readouterr()
+
+    summary = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    dropped = summary["shard_check"]["dropped"]
+    err = capsys.readouterr().err
+    groove = summary["sources"]["groove"]
+    if problem is None:         # the digest is verified, the new time recorded: nothing is computed
+        assert dropped == [] and groove["computed"] == 0 and summary["shard_check"]["digests"] == 1
+    else:
+        assert [(d["shard"], d["items"]) for d in dropped] == [(name, items)] and problem in dropped[0]["problem"]
+        assert f"{shard}: {dropped[0]['problem']}: dropped from the manifest, its {items} item(s) computed again" in err
+        assert not groove.get("unchanged") and groove["computed"] == items and groove["done"] == items
+        assert f"{name}: {dropped[0]['problem']} ({items} item(s) computed again)" in format_summary(summary)
+    for other in ("lakh", "maestro", "harmony"):
+        assert summary["sources"][other].get("unchanged")
+    with Manifest.open(cache) as manifest:
+        assert sorted(manifest.shards()) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
+    assert summary["samples"] == reference[1]["samples"]
+
+    again = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    assert all(s.get("unchanged") for s in again["sources"].values()) and again["shard_check"]["digests"] == 0
+
+
+def test_damage_the_trainer_meets_names_the_shard_and_a_command_that_repairs_it(midi_datasets, reference, tmp_path,
+                                                                                kelly_cli):
+    """Bytes overwritten inside a shard with its size and time kept (a failing disk): only the digests
+    tell, and h5py fails half-way through a read; the reader's error is one KellyError naming the
+    shard and the command that repairs it, and that command does."""
+    import shlex
+
+    cache = tmp_path / "cache"
+    shutil.copytree(reference[0], cache)
+    shard = sorted(cache.glob("groove/shard-*.h5"))[0]
+    data = bytearray(shard.read_bytes())
+    heap = data.index(b"GCOL")                    # the global heap of the shard's strings
+    data[heap + 6: heap + 10] = b"\xff\x00\xff\x00"
+    st = shard.stat()
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    with pytest.raises(KellyError) as raised:
+        reader.load_network(cache, "groove")
+    message = str(raised.value)
+    assert message.startswith(f"{shard}: shard listed in the manifest: cannot be read (OSError: ")
+    command = message.rpartition("its items computed again): ")[2]
+    assert command == f"kelly preprocess groove --check --datasets-dir {midi_datasets[0]} --cache-dir {cache}"
+    unchanged = run_preprocess("all", datasets_dir=midi_datasets[0], cache_dir=cache, workers=1, **OPTIONS)
+    assert unchanged["shard_check"]["dropped"] == []          # size and time as written: a plain run cannot tell
+
+    code, out, err = kelly_cli(*shlex.split(command)[1:], "--quiet")
+    assert code == 0 and "shards checked: " in out and "(content digests compared); damaged and recomputed: 1" in out
+    assert f"{shard}: its content changed since it was written" in err
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
