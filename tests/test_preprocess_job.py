@@ -536,7 +536,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the cache folder was checked")
 
-    monkeypatch.setattr("preprocess.parallel.start_workers", forbidden)
+    monkeypatch.setattr("preprocess.parallel.workers.start_workers", forbidden)
     monkeypatch.setattr("preprocess.datasets.load_source", forbidden)
 
 
