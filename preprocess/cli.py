@@ -117,8 +117,11 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
+    import sys
+
     from common.errors import KellyError
     from preprocess.job import run_preprocess
+    from preprocess.stopping import Stopped
 
     if args.failures:
         print(format_failures(args.cache_dir, None if args.source in (None, "all") else args.source))
@@ -131,14 +134,29 @@ def preprocess_command(args) -> int:
     if args.validation_split + args.test_split >= 1.0:
         raise KellyError(f"--validation-split {args.validation_split:g} and --test-split {args.test_split:g} "
                          "leave nothing to train on: they must add up to less than 1")
-    summary = run_preprocess(
-        args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
-        limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
-        layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
-        backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
-        shard_megabytes=args.shard_megabytes, check=args.check, progress=not args.quiet)
+    try:
+        summary = run_preprocess(
+            args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
+            limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
+            layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
+            backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
+            shard_megabytes=args.shard_megabytes, check=args.check, progress=not args.quiet)
+    except Stopped as stop:
+        print(f"kelly preprocess: {format_stop(stop)}", file=sys.stderr)
+        return stop.exit_code
     print(format_summary(summary))
     return 0
+
+
+def format_stop(stop) -> str:
+    """The one line `kelly preprocess` prints when a signal stopped it: what the cache kept."""
+    kept = stop.kept
+    if kept is None:
+        return f"stopped by {stop.name} before the cache was opened: nothing was computed"
+    failed = f" and {kept['failed']:,} failure(s)" if kept["failed"] else ""
+    return (f"stopped by {stop.name}: kept {kept['new']:,} item(s) computed by this run{failed} "
+            f"({kept['done']:,} done in {kept['cache_dir']} in all); the items in progress were discarded, "
+            f"and the same command again computes the rest")
 
 
 def failures_command_line(cache_dir: str | Path) -> str:

@@ -14,6 +14,10 @@ checked against what the manifest recorded when they were written (`cache.integr
 signature, the content digest where the file was written to since, every digest with `check`):
 a damaged shard is dropped, with a line on stderr, and its items are computed by this same run.
 
+SIGTERM, SIGINT and SIGHUP stop the run cleanly (`stopping`): the shard being written is finished
+and committed, the worker processes are ended, temporaries removed, and `Stopped` reaches the
+caller with what the cache kept; a rerun goes on from there.
+
 After the sources: shards no item points to any more are deleted, and the per-band mean and std of
 each network's training inputs are written to ``<cache>/stats.json`` (`cache.stats`).
 
@@ -33,7 +37,7 @@ from common.errors import KellyError
 from common.files import check_output_dir
 from preprocess.cache.integrity import DATASETS_DIR_KEY
 from preprocess.cache.layout import SHARD_FORMAT
-from preprocess.cache.manifest import Manifest, current_feature_version
+from preprocess.cache.manifest import MANIFEST_NAME, Manifest, current_feature_version
 from preprocess.cache.shards import ItemResult
 from preprocess.cache.stats import update_input_stats
 from preprocess.cache.writer import ShardCheck, cache_lock, check_shards, clean_cache
@@ -48,6 +52,7 @@ from preprocess.fingerprint import (
 )
 from preprocess.parallel import WorkerPool, check_scheduler, default_workers
 from preprocess.plan import run_extract_task
+from preprocess.stopping import Stopped, stop_on_signals
 from preprocess.source_run import run_sources
 
 DEFAULT_FILE_TIMEOUT = 120.0
@@ -56,6 +61,34 @@ DEFAULT_SHARD_MEGABYTES = 64.0
 FAILURE_EXAMPLES = 5
 
 
+def _reporting_stops(job: Callable[..., dict]) -> Callable[..., dict]:
+    """`job` run with SIGTERM, SIGINT and SIGHUP turned into `Stopped` (`stopping.stop_on_signals`);
+    a Stopped leaves with what the cache kept (`Stopped.kept`)."""
+    @functools.wraps(job)
+    def run(*args, **options) -> dict:
+        since = time.time()
+        with stop_on_signals():         # inside it, a second signal does not cut the report short
+            try:
+                return job(*args, **options)
+            except Stopped as stop:
+                stop.kept = _what_a_stop_kept(Path(options.get("cache_dir", "cache")), since)
+                raise
+
+    return run
+
+
+def _what_a_stop_kept(cache_dir: Path, since: float) -> dict | None:
+    """{"cache_dir", "new": items done since `since` (time.time()), "failed": failures recorded since,
+    "done": done items in the cache}; None when the stopped run had no cache to open yet."""
+    if not (cache_dir / MANIFEST_NAME).is_file():
+        return None
+    with Manifest.open(cache_dir) as manifest:
+        new = manifest.status_since(since)
+        done = manifest.status_since(0.0).get("done", 0)
+    return {"cache_dir": str(cache_dir), "new": new.get("done", 0), "failed": new.get("failed", 0), "done": done}
+
+
+@_reporting_stops
 def run_preprocess(
     sources: str | Sequence[str] = "all",
     *,
@@ -87,6 +120,9 @@ def run_preprocess(
     `preprocess.extract.extract_item`; must be a module-level function); check: compare every
     shard of `sources` with its recorded content digest, not only its size (`cache.integrity`).
     Either way a damaged shard is dropped and its items are computed again by this run.
+
+    SIGTERM, SIGINT and SIGHUP stop it cleanly: `preprocess.stopping.Stopped` with `kept` (what the
+    cache holds; a rerun goes on from there).
     """
     started = time.perf_counter()
     datasets_dir, cache_dir = Path(datasets_dir), Path(cache_dir)

@@ -30,9 +30,10 @@ _pending: int | None = None         # a signal that arrived inside one
 _stopping = False                   # a Stopped was raised: later signals are ignored
 
 
-class Stopped(BaseException):
-    """The run was asked to stop by a signal (a BaseException, as KeyboardInterrupt is: `except
-    Exception` in the code it passes through lets it by).
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop by a signal. A KeyboardInterrupt, so that `except Exception` in
+    the code it passes through lets it by, and a caller that knows only KeyboardInterrupt still
+    stops cleanly (the `kelly` command's "interrupted").
 
     kept: what the stopped run leaves in the cache, filled in by the job as the exception passes
     ({"cache_dir", "new", "done"}; None when it stopped before it opened the cache).

@@ -224,6 +224,71 @@ def test_kill_minus_9_then_rerun_gives_the_uninterrupted_content(midi_datasets, 
     assert summary["samples"] == reference[1]["samples"]
 
 
+def session_members(session: int) -> list[str]:
+    """The live processes of a session (a process started with start_new_session=True, and every
+    descendant that did not leave it: worker processes, resource trackers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:                   # gone meanwhile
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(f"{entry.name}: {command[:150]}")
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="the process scan reads /proc (Linux)")
+@pytest.mark.parametrize("stop, workers, to_group", [(signal.SIGTERM, 2, False), (signal.SIGINT, 1, True)],
+                         ids=["SIGTERM to the command (a scheduler, timeout)", "SIGINT to its group (Ctrl-C)"])
+def test_a_stop_signal_ends_every_process_keeps_the_cache_and_a_rerun_completes_it(stop, workers, to_group,
+                                                                                  midi_datasets, reference, tmp_path):
+    datasets, _ = midi_datasets
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "kelly", "preprocess", "all", "--datasets-dir", str(datasets),
+               "--cache-dir", str(cache), "--workers", str(workers), "--shard-items", "1", "--quiet"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and len(list(cache.glob("*/shard-*.h5"))) < 6:
+            time.sleep(0.005)
+        assert process.poll() is None, f"the run ended before it could be stopped: {process.stderr.read()[-2000:]}"
+        running = session_members(process.pid)
+        assert len(running) >= 1 + workers          # the command and its workers at least
+        (os.killpg if to_group else os.kill)(process.pid, stop)
+        out, err = process.communicate(timeout=60)   # the pipes close once no process holds them
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    left = session_members(process.pid)
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = session_members(process.pid)
+    assert not left, f"still running after the stop: {left} (running before it: {running})"
+    assert process.returncode == 128 + stop and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("Note: ")]     # mpg123's own notes
+    assert len(lines) == 1 and lines[0].startswith(f"kelly preprocess: stopped by {signal.Signals(stop).name}: kept "), err
+    assert "the same command again computes the rest" in lines[0]
+    assert not list(cache.rglob("*.tmp")) and not list(cache.glob("*-journal"))
+
+    partial = cache_content(cache)
+    full = cache_content(reference[0])
+    assert 0 < len(partial) < len(full)
+    with Manifest.open(cache) as manifest:
+        assert sorted(manifest.shards()) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+        assert not [f for f in manifest.failures() if f.reason != "error"]      # no worker's end taken for a crash
+    summary = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    assert sum(s["already_done"] for s in summary["sources"].values()) > 0
+    assert_same_content(cache_content(cache), full)
+    assert summary["samples"] == reference[1]["samples"]
+
+
 def test_changed_file_is_recomputed_and_a_touched_one_is_not(midi_datasets, reference, tmp_path):
     datasets, cache = copy_of(tmp_path, midi_datasets[0], reference[0])
     files = sorted((datasets / "lmd_full").rglob("*.mid"))

@@ -279,6 +279,11 @@ class Manifest:
         """{status: items} of one source ("done", "failed")."""
         return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE source = ? GROUP BY status", (source,)))
 
+    def status_since(self, since: float) -> dict[str, int]:
+        """{status: items} of the rows written at or after `since` (time.time(); 0: every row)."""
+        return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE updated >= ? GROUP BY status",
+                                     (since,)))
+
     # --- writing (one transaction each) ----------------------------------------------------------
     def set_meta(self, key: str, value: str | None) -> None:
         """Store (or, with None, delete) a value in the meta table."""

@@ -34,6 +34,7 @@ from preprocess.cache.shards import (
     shard_number,
     write_shard,
 )
+from preprocess.stopping import deferred
 
 LOCK_NAME = ".lock"
 
@@ -67,8 +68,14 @@ class ShardWriter:
         return False
 
     def flush(self) -> None:
+        """Write the buffered results as one shard and commit it (a stop signal waits for both)."""
         if not self.buffer:
             return
+        with deferred():
+            self._write_and_commit()
+        self.buffer, self.buffered_bytes = [], 0
+
+    def _write_and_commit(self) -> None:
         name = shard_name(self.source, self.next_number)
         version = current_feature_version()
         nbytes = write_shard(self.cache_dir, name, self.buffer, version)
@@ -79,10 +86,13 @@ class ShardWriter:
                       split=r.split, label_source=r.label_source, valence=r.valence, arousal=r.arousal,
                       source_path=r.source_path, shard_item=i, rows=r.rows())
             for i, r in enumerate(self.buffer)]
-        self.manifest.commit_shard(name, self.source, entries, nbytes, digest, mtime_ns)
+        try:
+            self.manifest.commit_shard(name, self.source, entries, nbytes, digest, mtime_ns)
+        except BaseException:           # not committed (a full disk): not left for the next run to find
+            path.unlink(missing_ok=True)
+            raise
         self.next_number += 1
         self.shards_written += 1
-        self.buffer, self.buffered_bytes = [], 0
 
 
 def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:

@@ -3,6 +3,7 @@ breaks (a worker died, a task hung), the tasks it held run one at a time in the 
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any, Callable, Iterable, Iterator
 
 from preprocess.parallel.dask_cluster import dask_client
@@ -114,13 +115,28 @@ def _fast_path(func, feed: _Feed, workers: int, file_timeout: float | None, back
         with joblib.parallel_config(backend="dask", client=client):
             parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered",
                                        timeout=backstop(file_timeout))
-            yield from parallel(calls)
+            yield from _closed_quietly(parallel(calls))
     else:
         with loky_config(prepare):
             parallel = joblib.Parallel(n_jobs=workers, return_as="generator_unordered",
                                        timeout=backstop(file_timeout))
-        yield from parallel(calls)
+        yield from _closed_quietly(parallel(calls))
 
+
+#: what joblib warns when its generator is closed before the end: by design here (the caller stopped)
+_EARLY_CLOSE = r".*(successfully executed\s+but not used|still being processed by the workers have been cancelled)"
+
+
+def _closed_quietly(outputs: Iterator) -> Iterator:
+    """joblib's result generator, closed without its warning when the caller stops early (a stop
+    signal, a `break`): the tasks it cancels were never wanted."""
+    try:
+        for output in outputs:
+            yield output
+    finally:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_EARLY_CLOSE, category=UserWarning)
+            outputs.close()
 
 
 def loky_config(prepare: Callable[[], Any] | None):
