@@ -791,3 +791,92 @@ def test_damage_the_trainer_meets_names_the_shard_and_a_command_that_repairs_it(
     assert code == 0 and "shards checked: " in out and "(content digests compared); damaged and recomputed: 1" in out
     assert f"{shard}: its content changed since it was written" in err
     assert_same_content(cache_content(cache), cache_content(reference[0]))
+
+
+# --- a full disk under the cache: one line, the manifest consistent, a rerun completes --------------
+
+def assert_consistent(cache: Path) -> None:
+    """The manifest lists exactly the shards on disk, each as written, and no temporary is left."""
+    from preprocess.cache.integrity import inspect_shard
+
+    assert not list(cache.rglob("*.tmp")) and not list(cache.glob("*-journal"))
+    with Manifest.open(cache) as manifest:
+        shards = manifest.shards()
+        assert sorted(shards) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+        assert all(inspect_shard(cache, record, verify="always").problem is None for record in shards.values())
+        assert manifest.referenced_shards() <= set(shards)
+
+
+@pytest.mark.parametrize("where", ["the manifest", "a shard"])
+def test_a_full_disk_is_one_line_keeps_the_manifest_consistent_and_a_rerun_completes(where, midi_datasets, reference,
+                                                                                     tmp_path, monkeypatch, kelly_cli):
+    """SQLite's own limit on the manifest's pages gives the real "database or disk is full"; a shard's
+    write fails as h5py's does on a full disk (ENOSPC from the file system)."""
+    cache = tmp_path / "cache"
+    if where == "the manifest":
+        original = Manifest.open.__func__
+
+        def open_small(cls, cache_dir, *, create=False):
+            manifest = original(cls, cache_dir, create=create)
+            if create:
+                pages = manifest._db.execute("PRAGMA page_count").fetchone()[0]
+                manifest._db.execute(f"PRAGMA max_page_count = {pages + 12}")
+            return manifest
+
+        monkeypatch.setattr(Manifest, "open", classmethod(open_small))
+        expected = f"{cache / 'manifest.sqlite'}: cannot write the cache's manifest: database or disk is full; "
+    else:
+        import preprocess.cache.shards as shards
+
+        written, fsync = [], os.fsync
+
+        def fsync_until_full(fd):
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(".h5.tmp"):       # a shard's, not another library's
+                written.append(fd)
+                if len(written) > 5:
+                    raise OSError(28, os.strerror(28))
+            fsync(fd)
+
+        if not Path("/proc/self/fd").is_dir():
+            pytest.skip("the shard's file is told by its /proc/self/fd link (Linux)")
+        monkeypatch.setattr(shards.os, "fsync", fsync_until_full)
+        expected = "cannot write this shard: No space left on device; what was committed before is kept"
+    code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                               "--workers", "1", "--shard-items", "2", "--quiet")
+    assert code == 2 and out == ""
+    line = the_one_error_line(err)
+    assert expected in line and line.endswith("run `kelly preprocess` again"), line
+    assert_consistent(cache)
+
+    monkeypatch.undo()                                   # space freed
+    summary = run_preprocess("all", datasets_dir=midi_datasets[0], cache_dir=cache, workers=1, **OPTIONS)
+    assert sum(s["already_done"] for s in summary["sources"].values()) > 0
+    assert_consistent(cache)
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
+
+
+def test_a_real_full_disk_where_a_small_file_system_can_be_mounted(midi_datasets, reference, tmp_path, kelly_cli):
+    """The same on a real tmpfs too small for the cache (root only; skipped where mounts are refused)."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        cache = disk / "cache"
+        code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                                   "--workers", "1", "--quiet")
+        assert code == 2 and out == ""
+        line = the_one_error_line(err)
+        assert ("database or disk is full" in line or "No space left on device" in line) and "\n" not in line
+        assert_consistent(cache)
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)       # space freed
+        code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                                   "--workers", "1", "--quiet")
+        assert code == 0, err
+        assert_consistent(cache)
+        assert_same_content(cache_content(cache), cache_content(reference[0]))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -279,12 +279,19 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
         os.replace(tmp, final)
     except OSError as exc:              # a full disk, an I/O error: nothing half-written stays
         tmp.unlink(missing_ok=True)
-        raise KellyError(f"{final}: cannot write this shard ({exc}); what was committed before is kept: "
+        raise KellyError(f"{final}: cannot write this shard: {_os_fault(exc)}; what was committed before is kept: "
                          f"free space (or fix the disk) and run `kelly preprocess` again") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return final.stat().st_size
+
+
+def _os_fault(exc: OSError) -> str:
+    """The fault in words, on one line (h5py's messages span several, with a time stamp)."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def remove_uncommitted(cache_dir: str | Path, committed: set[str]) -> dict[str, int]:
