@@ -443,3 +443,32 @@ def test_input_moments_count_each_distinct_value_once_and_equal_the_rows(tmp_pat
         assert n == len(x) and mean.shape == m2.shape == (spec.NETWORKS[network][0],)
         np.testing.assert_allclose(mean, x.mean(0), rtol=0, atol=1e-12)
         np.testing.assert_allclose(m2, ((x - x.mean(0)) ** 2).sum(0), rtol=1e-10, atol=1e-9)
+
+
+def test_a_manifest_from_before_shard_digests_is_read_and_gets_them(tmp_path, pieces):
+    """A cache written before the shards table had digest and mtime columns: read as it is, and the
+    job's first run adds the columns and records each shard's digest once its size checks out."""
+    import sqlite3
+
+    from preprocess.cache.writer import check_shards
+
+    cache = tmp_path / "cache"
+    commit(cache, "lakh/shard-0001.h5", [extract_item(p) for p in pieces[:2]])
+    expected = rows_by_key(reader.load_network(cache, "melody"))
+    with sqlite3.connect(cache / "manifest.sqlite") as db:
+        if sqlite3.sqlite_version_info < (3, 35):
+            pytest.skip("DROP COLUMN needs SQLite 3.35")
+        db.execute("ALTER TABLE shards DROP COLUMN digest")
+        db.execute("ALTER TABLE shards DROP COLUMN mtime_ns")
+    with Manifest.open(cache) as manifest:
+        assert manifest.shards()["lakh/shard-0001.h5"].digest is None
+    assert rows_by_key(reader.load_network(cache, "melody")).keys() == expected.keys()
+
+    with Manifest.open(cache, create=True) as manifest:
+        report = check_shards(cache, manifest, ["lakh"])
+        record = manifest.shards()["lakh/shard-0001.h5"]
+    assert report.dropped == [] and report.digests == 1
+    assert record.digest == file_hash(cache / "lakh/shard-0001.h5")
+    assert record.mtime_ns == (cache / "lakh/shard-0001.h5").stat().st_mtime_ns
+    with Manifest.open(cache, create=True) as manifest:
+        assert check_shards(cache, manifest, ["lakh"]).digests == 0       # recorded: the cheap check suffices

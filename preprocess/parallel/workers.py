@@ -9,6 +9,7 @@ from preprocess.parallel.dask_cluster import local_dask_cluster
 from preprocess.parallel.isolated import IsolatedRunner
 from preprocess.parallel.mapping import isolated_map, loky_config
 from preprocess.parallel.outcome import Outcome
+from preprocess.stopping import deferred
 
 
 def start_workers(workers: int, runner: IsolatedRunner) -> Callable[[], set[int]]:
@@ -109,12 +110,14 @@ class WorkerPool:
                             backend=self.backend, scheduler=self.scheduler, runner=self.runner)
 
     def end(self) -> None:
-        """Stop the local workers and the isolated child (once)."""
+        """Stop the local workers and the isolated child (once; a stop signal arriving meanwhile
+        waits until they are stopped: `stopping.deferred`)."""
         if not self.ended:
-            self.ended = True
-            self.runner.close()
-            if self.local and self.workers > 1:
-                stop_workers()
+            with deferred():
+                self.runner.close()
+                if self.local and self.workers > 1:
+                    stop_workers()
+                self.ended = True
 
     def __enter__(self) -> "WorkerPool":
         return self
