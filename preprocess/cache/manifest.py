@@ -176,7 +176,8 @@ class Manifest:
                 db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, isolation_level=None)
                 db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise KellyError(f"{path}: not a readable manifest ({exc})") from exc
+            raise KellyError(f"{path}: not a readable manifest ({exc}); delete {cache_dir} and run "
+                             f"`kelly preprocess` again") from None
         return cls(db, path, readonly=True)
 
     def close(self) -> None:
