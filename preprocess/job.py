@@ -169,7 +169,7 @@ def run_preprocess(
 def _check_shards(manifest: Manifest, cache_dir: Path, datasets_dir: Path, wanted: list[str], read: dict,
                   unchanged: dict[str, dict], verify_all: bool) -> ShardCheck:
     """Drop the damaged shards of the wanted sources (a line each on stderr), so that this run computes
-    their items again, and remember where each source read is read from (for the reader's advice)."""
+    their items again, and record the datasets folder each source is read from (the reader names it)."""
     report = check_shards(cache_dir, manifest, wanted, verify_all=verify_all)
     for entry in report.dropped:
         print(f"{cache_dir / entry['shard']}: {entry['problem']}: dropped from the manifest, its "
