@@ -224,6 +224,31 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
     The file is written under ``<name>.tmp``, flushed to disk, then renamed into place; a write that
     fails (disk full: KellyError naming the shard) or is interrupted leaves no temporary behind.
     """
+    final = Path(cache_dir) / name
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        return _write_shard_file(cache_dir, name, results, feature_version)
+    except OSError as exc:              # a full disk, an I/O error: nothing half-written stays
+        tmp.unlink(missing_ok=True)
+        raise KellyError(f"{final}: cannot write this shard: {_os_fault(exc)}; what was committed before is kept: "
+                         f"free space (or fix the disk) and run `kelly preprocess` again") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _os_fault(exc: OSError) -> str:
+    """The fault in words, on one line (h5py's messages span several, with a time stamp)."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write_shard_file(cache_dir: str | Path, name: str, results: Sequence[ItemResult], feature_version: str) -> int:
+    """Write `results` (all of one source) as the shard `name`; return its size in bytes.
+
+    The file is written under ``<name>.tmp``, flushed to disk, then renamed into place.
+    """
     import h5py
 
     if not results:
@@ -232,66 +257,51 @@ def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult],
     if any(r.source != source for r in results):
         raise ValueError(f"shard {name}: items from several sources")
     final = Path(cache_dir) / name
+    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + TMP_SUFFIX)
     networks = [n for n, (_, _, sources) in spec.NETWORKS.items() if source in sources]
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w", libver="latest") as h5:
-            h5.attrs["format"] = SHARD_FORMAT
-            h5.attrs["source"] = source
-            h5.attrs["feature_version"] = feature_version
-            h5.attrs["created"] = time.time()
-            items = h5.create_group("items")
-            items["item_id"] = _strings([r.item_id for r in results])
-            items["content_hash"] = _strings([r.content_hash for r in results])
-            items["source_path"] = _strings([r.source_path for r in results])
-            items["split"] = _strings([r.split for r in results])
-            items["label_source"] = _strings([r.label_source for r in results])
-            items["valence"] = np.array([r.valence for r in results], dtype=np.float32)
-            items["arousal"] = np.array([r.arousal for r in results], dtype=np.float32)
-            items["attributes"] = _strings([json.dumps(r.attributes, sort_keys=True) for r in results])
-            embedding = np.zeros((len(results), spec.EMBEDDING_SIZE), dtype=np.float32)
+    with h5py.File(tmp, "w", libver="latest") as h5:
+        h5.attrs["format"] = SHARD_FORMAT
+        h5.attrs["source"] = source
+        h5.attrs["feature_version"] = feature_version
+        h5.attrs["created"] = time.time()
+        items = h5.create_group("items")
+        items["item_id"] = _strings([r.item_id for r in results])
+        items["content_hash"] = _strings([r.content_hash for r in results])
+        items["source_path"] = _strings([r.source_path for r in results])
+        items["split"] = _strings([r.split for r in results])
+        items["label_source"] = _strings([r.label_source for r in results])
+        items["valence"] = np.array([r.valence for r in results], dtype=np.float32)
+        items["arousal"] = np.array([r.arousal for r in results], dtype=np.float32)
+        items["attributes"] = _strings([json.dumps(r.attributes, sort_keys=True) for r in results])
+        embedding = np.zeros((len(results), spec.EMBEDDING_SIZE), dtype=np.float32)
+        for i, r in enumerate(results):
+            embedding[i] = np.nan if r.embedding is None else r.embedding
+        items["embedding"] = embedding
+        if any(r.clip is not None for r in results):
+            clip = np.full((len(results), spec.AUDIO_FEATURES), np.nan, dtype=np.float32)
             for i, r in enumerate(results):
-                embedding[i] = np.nan if r.embedding is None else r.embedding
-            items["embedding"] = embedding
-            if any(r.clip is not None for r in results):
-                clip = np.full((len(results), spec.AUDIO_FEATURES), np.nan, dtype=np.float32)
-                for i, r in enumerate(results):
-                    if r.clip is not None:
-                        clip[i] = r.clip
-                items["clip"] = clip
-            for network in networks:
-                parts = [(i, r.samples[network]) for i, r in enumerate(results) if network in r.samples]
-                group = h5.create_group(network)
-                group["item"] = layout.smallest_uint(np.concatenate(
-                    [np.full(len(p["window"]), i, dtype=np.int64) for i, p in parts] or [np.zeros(0, np.int64)]))
-                group["window"] = layout.smallest_uint(np.concatenate(
-                    [p["window"] for _, p in parts] or [np.zeros(0, np.int64)]))
-                dtype = layout.target_dtype(network)
-                group["targets"] = (np.concatenate([p["targets"] for _, p in parts]).astype(dtype, copy=False) if parts
-                                    else np.zeros(layout.target_shape(network, 0), dtype=dtype))
-                if layout.row_width(network):
-                    dtype = layout.row_dtype(network)
-                    group["inputs"] = (np.concatenate([p["inputs"] for _, p in parts]).astype(dtype, copy=False) if parts
-                                       else np.zeros((0, layout.row_width(network)), dtype=dtype))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except OSError as exc:              # a full disk, an I/O error: nothing half-written stays
-        tmp.unlink(missing_ok=True)
-        raise KellyError(f"{final}: cannot write this shard: {_os_fault(exc)}; what was committed before is kept: "
-                         f"free space (or fix the disk) and run `kelly preprocess` again") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                if r.clip is not None:
+                    clip[i] = r.clip
+            items["clip"] = clip
+        for network in networks:
+            parts = [(i, r.samples[network]) for i, r in enumerate(results) if network in r.samples]
+            group = h5.create_group(network)
+            group["item"] = layout.smallest_uint(np.concatenate(
+                [np.full(len(p["window"]), i, dtype=np.int64) for i, p in parts] or [np.zeros(0, np.int64)]))
+            group["window"] = layout.smallest_uint(np.concatenate(
+                [p["window"] for _, p in parts] or [np.zeros(0, np.int64)]))
+            dtype = layout.target_dtype(network)
+            group["targets"] = (np.concatenate([p["targets"] for _, p in parts]).astype(dtype, copy=False) if parts
+                                else np.zeros(layout.target_shape(network, 0), dtype=dtype))
+            if layout.row_width(network):
+                dtype = layout.row_dtype(network)
+                group["inputs"] = (np.concatenate([p["inputs"] for _, p in parts]).astype(dtype, copy=False) if parts
+                                   else np.zeros((0, layout.row_width(network)), dtype=dtype))
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
     return final.stat().st_size
-
-
-def _os_fault(exc: OSError) -> str:
-    """The fault in words, on one line (h5py's messages span several, with a time stamp)."""
-    if exc.errno:
-        return os.strerror(exc.errno)
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def remove_uncommitted(cache_dir: str | Path, committed: set[str]) -> dict[str, int]:
