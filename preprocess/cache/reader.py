@@ -19,6 +19,7 @@ the shard, what is wrong, and the command that drops it and computes its items a
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -84,51 +85,54 @@ class _Plan:
 
     items: ItemTable
     shards: dict[str, np.ndarray]       # shard name -> global item index per item of the shard (-1: not served)
-    records: dict[str, ShardRecord]     # shard name -> what the manifest recorded when it was written
-    repairs: dict[str, str]             # source -> the command that drops its damaged shards and recomputes them
 
 
-class _Shard:
-    """A shard listed in the manifest, checked against its record and opened read-only; any fault
-    in it (a failed check, a read h5py refuses) is a KellyError naming it and its repair command.
+def _shard_records(manifest: Manifest, cache_dir: Path, network: str) -> tuple[dict[str, ShardRecord], dict[str, str]]:
+    """Every shard's record, and per source of `network` the command that repairs its shards."""
+    repairs = {source: repair_command(cache_dir, source, manifest.get_meta(DATASETS_DIR_KEY + source))
+               for source in check_network(network).sources}
+    return manifest.shards(), repairs
 
-        with _Shard(cache_dir, record, repair) as shard:
-            values = shard.read(lambda h5: h5["items/embedding"][()])
-    """
 
-    def __init__(self, cache_dir: Path, record: ShardRecord, repair: str):
-        self.path, self.repair = cache_dir / record.name, repair
-        state = inspect_shard(cache_dir, record)
-        if state.problem is not None:
-            raise self.fault(state.problem)
-        import h5py
+#: what h5py raises reading bytes damaged inside a shard (OSError: "Can't synchronously read data
+#: ...", KeyError: "Unable to synchronously open object ...") and what garbage indices give
+_READ_FAULTS = (OSError, KeyError, ValueError, IndexError, TypeError)
 
-        try:
-            self.h5 = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise self.fault(f"cannot be read ({exc})") from None
-        found = self.read(lambda h5: h5.attrs.get("format", ""))
-        found = found.decode() if isinstance(found, bytes) else str(found)
-        if found != SHARD_FORMAT:
-            self.h5.close()
-            raise KellyError(_rebuild_hint(self.path, found or "no recorded layout", SHARD_FORMAT, "the shard layout"))
 
-    def fault(self, problem: str) -> KellyError:
-        return KellyError(f"{self.path}: shard listed in the manifest: {problem}; repair it (the shard is dropped "
-                          f"and its items computed again): {self.repair}")
+@contextmanager
+def _open_shard(cache_dir: Path, name: str, record: ShardRecord | None, repairs: dict[str, str]):
+    """A shard listed in the manifest, checked against its record (`integrity.inspect_shard`) and
+    opened read-only; a failed check, or a read in the block that h5py refuses, is a KellyError
+    naming the shard and its repair command; a shard of another layout, one saying to rebuild."""
+    import h5py
 
-    def read(self, what):
-        """what(h5): the values it reads; a read that fails (bytes damaged inside) is the shard's fault."""
-        try:
-            return what(self.h5)
-        except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
-            raise self.fault(f"cannot be read ({type(exc).__name__}: {exc})") from None
+    path = cache_dir / name
 
-    def __enter__(self) -> "_Shard":
-        return self
+    def fault(problem: str) -> KellyError:
+        repair = repairs.get(record.source if record else name.partition("/")[0]) or "kelly preprocess all --check"
+        return KellyError(f"{path}: shard listed in the manifest: {problem}; repair it (the shard is dropped "
+                          f"and its items computed again): {repair}")
 
-    def __exit__(self, *exc) -> None:
-        self.h5.close()
+    if record is None:
+        raise fault("not in the manifest's list of shards, though items are served from it")
+    state = inspect_shard(cache_dir, record)
+    if state.problem is not None:
+        raise fault(state.problem)
+    try:
+        h5 = h5py.File(path, "r")
+        found = h5.attrs.get("format", "")
+    except _READ_FAULTS as exc:
+        raise fault(f"cannot be read ({type(exc).__name__}: {exc})") from None
+    found = found.decode() if isinstance(found, bytes) else str(found)
+    if found != SHARD_FORMAT:
+        h5.close()
+        raise KellyError(_rebuild_hint(path, found or "no recorded layout", SHARD_FORMAT, "the shard layout"))
+    try:
+        yield h5
+    except _READ_FAULTS as exc:
+        raise fault(f"cannot be read ({type(exc).__name__}: {exc})") from None
+    finally:
+        h5.close()
 
 
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
@@ -138,9 +142,7 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
         served = manifest.served_items(network, wanted)
-        records = manifest.shards()
-        repairs = {name: repair_command(cache_dir, name, manifest.get_meta(DATASETS_DIR_KEY + name))
-                   for name in network_sources}
+        records, repairs = _shard_records(manifest, cache_dir, network)
     if not served:
         raise KellyError(f"{cache_dir}: no {network} samples in the cache (sources {', '.join(wanted) or 'none'}); "
                          f"run `kelly preprocess` for {' or '.join(network_sources)}")
@@ -152,21 +154,13 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
         by_shard.setdefault(name, []).append((int(local), index))
     shards: dict[str, np.ndarray] = {}
     for name in sorted(by_shard):
-        record = records.get(name)
-        if record is None:
-            first_source = source[by_shard[name][0][1]]
-            raise KellyError(f"{cache_dir / name}: items are served from a shard the manifest does not list; "
-                             f"repair it: {repairs[first_source]}")
-        with _Shard(cache_dir, record, repairs[record.source]) as shard:
-            if not shard.read(lambda h5: network in h5):
+        with _open_shard(cache_dir, name, records.get(name), repairs) as h5:
+            if network not in h5:
                 continue
-            item_embedding = shard.read(lambda h5: h5["items/embedding"][()])
+            local_to_global = np.full(h5["items/item_id"].shape[0], -1, dtype=np.int64)
             local, global_index = np.array(by_shard[name], dtype=np.int64).T
-            if item_embedding.shape != (record.items, spec.EMBEDDING_SIZE) or local.max() >= record.items:
-                raise shard.fault(f"holds {item_embedding.shape[0]} item(s), {record.items} when written")
-            local_to_global = np.full(record.items, -1, dtype=np.int64)
             local_to_global[local] = global_index
-            embedding[global_index] = item_embedding[local]
+            embedding[global_index] = h5["items/embedding"][()][local]
         shards[name] = local_to_global
     items = ItemTable(
         item_ids=list(item_id), sources=list(source),
@@ -175,36 +169,29 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
         arousal=np.array([np.nan if a is None else a for a in arousal], dtype=np.float32),
         label_source=np.array([LABEL_SOURCE_CODES[c] for c in label_source], dtype=np.uint8),
         embedding=embedding)
-    return _Plan(items, shards, records, repairs)
+    return _Plan(items, shards)
 
 
 def _blocks(cache_dir: Path, network: str, plan: _Plan, block_rows: int | None) -> Iterator[Rows]:
     has_row_inputs = layout.row_width(network) > 0
+    with Manifest.open(cache_dir) as manifest:
+        records, repairs = _shard_records(manifest, cache_dir, network)
     for name, local_to_global in plan.shards.items():
-        record = plan.records[name]
-        with _Shard(cache_dir, record, plan.repairs[record.source]) as shard:
-            total = shard.read(lambda h5: h5[network]["window"].shape[0])
-            if total != record.rows.get(network, 0):
-                raise shard.fault(f"holds {total:,} {network} row(s), {record.rows.get(network, 0):,} when written")
+        with _open_shard(cache_dir, name, records.get(name), repairs) as h5:
+            group = h5[network]
+            total = group["window"].shape[0]
             step = total if block_rows is None else max(1, int(block_rows))
             for start in range(0, total, step):
                 stop = min(total, start + step)
-
-                def block(h5, start=start, stop=stop):
-                    group = h5[network]
-                    return (group["item"][start:stop], group["window"][start:stop], group["targets"][start:stop],
-                            group["inputs"][start:stop] if has_row_inputs else None)
-
-                stored_item, window, targets, row_inputs = shard.read(block)
-                if stored_item.size and int(stored_item.max()) >= len(local_to_global):
-                    raise shard.fault(f"a {network} row points past the shard's {len(local_to_global)} item(s)")
-                item = local_to_global[stored_item]
+                item = local_to_global[group["item"][start:stop]]
                 keep = item >= 0
                 if not keep.any():
                     continue
-                if row_inputs is None:
-                    row_inputs = layout.empty_row_inputs(network, stop - start)
-                rows = Rows(network, item, window.astype(np.int32), row_inputs, targets, plan.items)
+                window = group["window"][start:stop].astype(np.int32)
+                targets = group["targets"][start:stop]
+                row_inputs = (group["inputs"][start:stop] if has_row_inputs
+                              else layout.empty_row_inputs(network, stop - start))
+                rows = Rows(network, item, window, row_inputs, targets, plan.items)
                 yield rows if keep.all() else rows.take(keep)
 
 
