@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except KellyError as exc:
         print(f"kelly {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"kelly {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:       # Ctrl-C, or a stop signal a stage turned into one (exit_code)
+        print(f"kelly {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":

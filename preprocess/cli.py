@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from preprocess.features.spec import SOURCES
@@ -39,8 +40,15 @@ def _fraction(text: str) -> float:
 
 def _seconds(text: str) -> float:
     value = _number(text, float, "a positive number of seconds")
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    value = _number(text, float, "a positive number of megabytes")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, got {text}")
     return value
 
 
@@ -84,8 +92,12 @@ def add_parsers(subparsers) -> None:
                    help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (--backend dask; default: a local cluster)")
     p.add_argument("--shard-items", type=_positive_int, default=DEFAULT_SHARD_ITEMS,
                    help=f"items per shard file (default: {DEFAULT_SHARD_ITEMS})")
-    p.add_argument("--shard-megabytes", type=float, default=DEFAULT_SHARD_MEGABYTES,
+    p.add_argument("--shard-megabytes", type=_megabytes, default=DEFAULT_SHARD_MEGABYTES, metavar="MB",
                    help=f"a shard is also written once its arrays reach this size (default: {DEFAULT_SHARD_MEGABYTES:g})")
+    p.add_argument("--check", action="store_true",
+                   help="compare every shard of the sources with the content digest recorded when it was written "
+                        "(reads the whole cache; every run checks sizes, and digests where a file was written to "
+                        "since): a damaged shard is dropped and its items computed again")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--failures", action="store_true",
                    help="compute nothing: list every failure recorded in --cache-dir, with its reason")
@@ -105,8 +117,11 @@ def sample_data_command(args) -> int:
 
 
 def preprocess_command(args) -> int:
+    import sys
+
     from common.errors import KellyError
     from preprocess.job import run_preprocess
+    from preprocess.stopping import Stopped
 
     if args.failures:
         print(format_failures(args.cache_dir, None if args.source in (None, "all") else args.source))
@@ -116,14 +131,32 @@ def preprocess_command(args) -> int:
                          "recorded in the cache")
     if args.scheduler and args.backend != "dask":
         raise KellyError("--scheduler needs --backend dask")
-    summary = run_preprocess(
-        args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
-        limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
-        layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
-        backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
-        shard_megabytes=args.shard_megabytes, progress=not args.quiet)
+    if args.validation_split + args.test_split >= 1.0:
+        raise KellyError(f"--validation-split {args.validation_split:g} and --test-split {args.test_split:g} "
+                         "leave nothing to train on: they must add up to less than 1")
+    try:
+        summary = run_preprocess(
+            args.source, datasets_dir=args.datasets_dir, cache_dir=args.cache_dir, workers=args.workers,
+            limit=args.limit, force=args.force, retry_failed=args.retry_failed, file_timeout=args.file_timeout,
+            layout=args.layout, seed=args.seed, validation_split=args.validation_split, test_split=args.test_split,
+            backend=args.backend, scheduler=args.scheduler, shard_items=args.shard_items,
+            shard_megabytes=args.shard_megabytes, check=args.check, progress=not args.quiet)
+    except Stopped as stop:
+        print(f"kelly preprocess: {format_stop(stop)}", file=sys.stderr)
+        return stop.exit_code
     print(format_summary(summary))
     return 0
+
+
+def format_stop(stop) -> str:
+    """The one line `kelly preprocess` prints when a signal stopped it: what the cache kept."""
+    kept = stop.kept
+    if kept is None:
+        return f"stopped by {stop.name} before the cache was opened: nothing was computed"
+    failed = f" and {kept['failed']:,} failure(s)" if kept["failed"] else ""
+    return (f"stopped by {stop.name}: kept {kept['new']:,} item(s) computed by this run{failed} "
+            f"({kept['done']:,} done in {kept['cache_dir']} in all); the items in progress were discarded, "
+            f"and the same command again computes the rest")
 
 
 def failures_command_line(cache_dir: str | Path) -> str:
@@ -208,7 +241,13 @@ def format_summary(summary: dict) -> str:
                  f"{failed_before:,} from earlier runs" if failed_before else ""]
         lines.append(f"every failure with its reason ({' and '.join(x for x in shown if x)} not listed above): "
                      f"{failures_command_line(summary['cache_dir'])}")
-    cleanup = {k: v for k, v in summary["cleanup"].items() if v}
+    check = summary.get("shard_check")
+    if check and (check["dropped"] or check["verified_all"]):
+        how = "content digests compared" if check["verified_all"] else "sizes checked"
+        lines.append(f"shards checked: {check['checked']:,} ({how}); damaged and recomputed: {len(check['dropped']):,}")
+        lines += [f"  {entry['shard']}: {entry['problem']} ({entry['items']:,} item(s) computed again)"
+                  for entry in check["dropped"]]
+    cleanup = {k: v for k, v in summary["cleanup"].items() if v and k != "damaged_shards_dropped"}
     if cleanup:
         lines.append("cleaned up: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cleanup.items()))
     if summary["stats"]["networks"]:

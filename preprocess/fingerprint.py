@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from common.errors import KellyError
+from preprocess.cache.integrity import inspect_shard
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.cache.manifest import MANIFEST_NAME, Manifest
 
@@ -50,19 +51,31 @@ def source_fingerprint(datasets_dir: Path, source: str, settings: dict) -> str |
 
 
 def unchanged_sources(cache_dir: Path, fingerprints: dict[str, str | None]) -> dict[str, dict]:
-    """The sources whose fingerprint equals the one the last complete run of each stored."""
+    """The sources whose fingerprint equals the one the last complete run of each stored, and whose
+    shards pass the cheap check untouched (`integrity.inspect_shard`: present, the size and mtime
+    recorded): a source with a damaged or rewritten shard is read again, so that the run can compute
+    the items of the shards it drops."""
     if not fingerprints or not (cache_dir / MANIFEST_NAME).is_file():
         return {}
     with Manifest.open(cache_dir) as manifest:
         if manifest.cache_format() not in (None, SHARD_FORMAT):
             return {}                   # another layout: the whole cache is rebuilt
         stored = {name: manifest.get_meta(FINGERPRINT_KEY + name) for name in fingerprints}
+        intact = {name: _shards_untouched(cache_dir, manifest, name) for name in fingerprints if stored[name]}
     out = {}
     for name, fingerprint in fingerprints.items():
         info = json.loads(stored[name]) if stored[name] else None
-        if fingerprint is not None and info is not None and info["fingerprint"] == fingerprint:
+        if fingerprint is not None and info is not None and info["fingerprint"] == fingerprint and intact[name]:
             out[name] = info
     return out
+
+
+def _shards_untouched(cache_dir: Path, manifest: Manifest, source: str) -> bool:
+    for record in manifest.shards(source).values():
+        state = inspect_shard(cache_dir, record, verify="never")
+        if state.problem is not None or state.changed:
+            return False
+    return True
 
 
 def forget_fingerprint(manifest: Manifest, source: str) -> None:

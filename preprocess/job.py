@@ -9,7 +9,14 @@ them; a crash or a hang is one item's failure), so that no worker waits at the e
 (`source_run`). The parent alone writes shards from the stream of results, per source, flushing
 one every `shard_items` items or `shard_megabytes` MB, and commits each to the manifest in one
 transaction (`cache.writer`). Killing the job at any moment loses at most the shard being written;
-the next run cleans up and computes the rest.
+the next run cleans up and computes the rest. Before any work, the shards of the sources run are
+checked against what the manifest recorded when they were written (`cache.integrity`: size and
+signature, the content digest where the file was written to since, every digest with `check`):
+a damaged shard is dropped, with a line on stderr, and its items are computed by this same run.
+
+SIGTERM, SIGINT and SIGHUP stop the run cleanly (`stopping`): the shard being written is finished
+and committed, the worker processes are ended, temporaries removed, and `Stopped` reaches the
+caller with what the cache kept; a rerun goes on from there.
 
 After the sources: shards no item points to any more are deleted, and the per-band mean and std of
 each network's training inputs are written to ``<cache>/stats.json`` (`cache.stats`).
@@ -20,6 +27,7 @@ each network's training inputs are written to ``<cache>/stats.json`` (`cache.sta
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,11 +35,12 @@ from typing import Callable, Sequence
 
 from common.errors import KellyError
 from common.files import check_output_dir
+from preprocess.cache.integrity import DATASETS_DIR_KEY
 from preprocess.cache.layout import SHARD_FORMAT
-from preprocess.cache.manifest import Manifest, current_feature_version
+from preprocess.cache.manifest import MANIFEST_NAME, Manifest, current_feature_version
 from preprocess.cache.shards import ItemResult
 from preprocess.cache.stats import update_input_stats
-from preprocess.cache.writer import cache_lock, clean_cache
+from preprocess.cache.writer import ShardCheck, cache_lock, check_shards, clean_cache
 from preprocess.extract import prepare_worker
 from preprocess.features import spec
 from preprocess.fingerprint import (
@@ -43,6 +52,7 @@ from preprocess.fingerprint import (
 )
 from preprocess.parallel import WorkerPool, check_scheduler, default_workers
 from preprocess.plan import run_extract_task
+from preprocess.stopping import Stopped, stop_on_signals
 from preprocess.source_run import run_sources
 
 DEFAULT_FILE_TIMEOUT = 120.0
@@ -51,6 +61,34 @@ DEFAULT_SHARD_MEGABYTES = 64.0
 FAILURE_EXAMPLES = 5
 
 
+def _reporting_stops(job: Callable[..., dict]) -> Callable[..., dict]:
+    """`job` run with SIGTERM, SIGINT and SIGHUP turned into `Stopped` (`stopping.stop_on_signals`);
+    a Stopped leaves with what the cache kept (`Stopped.kept`)."""
+    @functools.wraps(job)
+    def run(*args, **options) -> dict:
+        since = time.time()
+        with stop_on_signals():         # inside it, a second signal does not cut the report short
+            try:
+                return job(*args, **options)
+            except Stopped as stop:
+                stop.kept = _what_a_stop_kept(Path(options.get("cache_dir", "cache")), since)
+                raise
+
+    return run
+
+
+def _what_a_stop_kept(cache_dir: Path, since: float) -> dict | None:
+    """{"cache_dir", "new": items done since `since` (time.time()), "failed": failures recorded since,
+    "done": done items in the cache}; None when the stopped run had no cache to open yet."""
+    if not (cache_dir / MANIFEST_NAME).is_file():
+        return None
+    with Manifest.open(cache_dir) as manifest:
+        new = manifest.status_since(since)
+        done = manifest.status_since(0.0).get("done", 0)
+    return {"cache_dir": str(cache_dir), "new": new.get("done", 0), "failed": new.get("failed", 0), "done": done}
+
+
+@_reporting_stops
 def run_preprocess(
     sources: str | Sequence[str] = "all",
     *,
@@ -70,6 +108,7 @@ def run_preprocess(
     extract: Callable[..., ItemResult] | None = None,
     shard_items: int = DEFAULT_SHARD_ITEMS,
     shard_megabytes: float = DEFAULT_SHARD_MEGABYTES,
+    check: bool = False,
     progress: bool = True,
 ) -> dict:
     """Preprocess `sources` ("all" or names from spec.SOURCES) into `cache_dir`; return the summary.
@@ -78,11 +117,16 @@ def run_preprocess(
     everything; retry_failed: recompute items that failed before; file_timeout: seconds one item
     may take; layout/seed/validation_split/test_split: passed to the dataset readers; backend,
     scheduler: see `preprocess.parallel.isolated_map`; extract: item -> ItemResult (default
-    `preprocess.extract.extract_item`; must be a module-level function).
+    `preprocess.extract.extract_item`; must be a module-level function); check: compare every
+    shard of `sources` with its recorded content digest, not only its size (`cache.integrity`).
+    Either way a damaged shard is dropped and its items are computed again by this run.
+
+    SIGTERM, SIGINT and SIGHUP stop it cleanly: `preprocess.stopping.Stopped` with `kept` (what the
+    cache holds; a rerun goes on from there).
     """
     started = time.perf_counter()
     datasets_dir, cache_dir = Path(datasets_dir), Path(cache_dir)
-    workers = _checked_options(workers, limit, backend)
+    workers = _checked_options(workers, limit, backend, shard_items, shard_megabytes)
     extract = extract or _default_extract()
     wanted, not_found = _wanted_sources(sources, datasets_dir, layout)
     check_output_dir(cache_dir, "--cache-dir")      # before any work starts
@@ -91,7 +135,7 @@ def run_preprocess(
     reading = {"layout": layout, "seed": seed, "validation_split": validation_split, "test_split": test_split}
     fingerprints = {} if limit is not None else {
         name: source_fingerprint(datasets_dir, name, _settings(reading, extract)) for name in wanted}
-    unchanged = {} if force or retry_failed else unchanged_sources(cache_dir, fingerprints)
+    unchanged = {} if force or retry_failed or check else unchanged_sources(cache_dir, fingerprints)
     to_read = [name for name in wanted if name not in unchanged]
 
     func = functools.partial(run_extract_task, extract=extract)
@@ -102,7 +146,9 @@ def run_preprocess(
         with cache_lock(cache_dir):
             with Manifest.open(cache_dir, create=True) as manifest:
                 rebuilt_from = manifest.rebuilt_from
+                shard_check = _check_shards(manifest, cache_dir, datasets_dir, wanted, read, unchanged, check)
                 cleanup = clean_cache(cache_dir, manifest)
+                cleanup["damaged_shards_dropped"] = len(shard_check.dropped)
                 per_source = _fill_cache(manifest, cache_dir, wanted, read, read_seconds, unchanged, fingerprints,
                                          pool, limit=limit, force=force, retry_failed=retry_failed,
                                          shard_items=shard_items, shard_megabytes=shard_megabytes, progress=progress)
@@ -113,10 +159,30 @@ def run_preprocess(
     summary = _summary(datasets_dir, cache_dir, per_source, not_found, cleanup, cache_samples,
                        stats_networks, stats_recomputed, time.perf_counter() - started)
     summary["rebuilt_from"] = rebuilt_from
+    summary["shard_check"] = {"checked": shard_check.checked, "digests": shard_check.digests,
+                              "verified_all": check, "dropped": shard_check.dropped}
     return summary
 
 
 # --- the steps -------------------------------------------------------------------------------------
+
+def _check_shards(manifest: Manifest, cache_dir: Path, datasets_dir: Path, wanted: list[str], read: dict,
+                  unchanged: dict[str, dict], verify_all: bool) -> ShardCheck:
+    """Drop the damaged shards of the wanted sources (a line each on stderr), so that this run computes
+    their items again, and record the datasets folder each source is read from (the reader names it)."""
+    report = check_shards(cache_dir, manifest, wanted, verify_all=verify_all)
+    for entry in report.dropped:
+        print(f"{cache_dir / entry['shard']}: {entry['problem']}: dropped from the manifest, its "
+              f"{entry['items']:,} item(s) computed again", file=sys.stderr)
+    for name in report.sources & set(unchanged):
+        # damaged since this run looked (a moment ago) and not read: the next run computes them
+        forget_fingerprint(manifest, name)
+        print(f"{cache_dir}: {name} was not read in this run: `kelly preprocess {name}` computes the items "
+              f"of its dropped shard(s)", file=sys.stderr)
+    for name in read:
+        manifest.set_meta(DATASETS_DIR_KEY + name, str(datasets_dir.resolve()))
+    return report
+
 
 def _fill_cache(manifest: Manifest, cache_dir: Path, wanted: list[str], read: dict, read_seconds: dict[str, float],
                 unchanged: dict[str, dict], fingerprints: dict[str, str | None], pool: WorkerPool,
@@ -148,13 +214,18 @@ def _default_extract():
     return extract_item
 
 
-def _checked_options(workers: int | None, limit: int | None, backend: str) -> int:
+def _checked_options(workers: int | None, limit: int | None, backend: str, shard_items: int,
+                     shard_megabytes: float) -> int:
     """The number of workers; KellyError for a setting out of range."""
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise KellyError(f"--workers must be at least 1, got {workers}")
     if limit is not None and limit < 0:
         raise KellyError(f"--limit must be >= 0, got {limit}")
+    if shard_items < 1:
+        raise KellyError(f"--shard-items must be at least 1, got {shard_items}")
+    if not (shard_megabytes > 0 and math.isfinite(shard_megabytes)):
+        raise KellyError(f"--shard-megabytes must be a positive number of megabytes, got {shard_megabytes}")
     if backend not in ("loky", "dask"):
         raise KellyError(f"--backend must be loky or dask, got {backend!r}")
     return workers

@@ -65,8 +65,12 @@ def pieces(tmp_path):
     return items
 
 
-def commit(cache_dir: Path, name: str, results: list[ItemResult]) -> None:
+def commit(cache_dir: Path, name: str, results: list[ItemResult], *, before_commit=None) -> None:
+    """Write and commit a shard, as the writer does; before_commit(path) may alter the file first."""
     nbytes = write_shard(cache_dir, name, results, spec.FEATURE_VERSION)
+    if before_commit is not None:
+        before_commit(cache_dir / name)
+        nbytes = (cache_dir / name).stat().st_size
     entries = [DoneEntry(source=r.source, item_id=r.item_id, content_hash=r.content_hash, label_digest="",
                          split=r.split, label_source=r.label_source, valence=r.valence, arousal=r.arousal,
                          source_path=r.source_path, shard_item=i, rows=r.rows()) for i, r in enumerate(results)]
@@ -398,9 +402,11 @@ def test_a_cache_in_the_first_layout_is_refused_then_rebuilt(tmp_path, pieces, c
 
 def test_a_shard_of_another_layout_is_never_read(tmp_path, pieces):
     cache = tmp_path / "cache"
-    commit(cache, "lakh/shard-0001.h5", [extract_item(pieces[0])])
-    with h5py.File(cache / "lakh/shard-0001.h5", "r+") as h5:
-        h5.attrs["format"] = "kelly-shard-1"
+    def first_layout(path):
+        with h5py.File(path, "r+") as h5:
+            h5.attrs["format"] = "kelly-shard-1"
+
+    commit(cache, "lakh/shard-0001.h5", [extract_item(pieces[0])], before_commit=first_layout)
     with pytest.raises(KellyError, match=r"shard-0001.h5: the cache was written with the shard layout kelly-shard-1"):
         reader.load_network(cache, "melody")
 
@@ -437,3 +443,32 @@ def test_input_moments_count_each_distinct_value_once_and_equal_the_rows(tmp_pat
         assert n == len(x) and mean.shape == m2.shape == (spec.NETWORKS[network][0],)
         np.testing.assert_allclose(mean, x.mean(0), rtol=0, atol=1e-12)
         np.testing.assert_allclose(m2, ((x - x.mean(0)) ** 2).sum(0), rtol=1e-10, atol=1e-9)
+
+
+def test_a_manifest_from_before_shard_digests_is_read_and_gets_them(tmp_path, pieces):
+    """A cache written before the shards table had digest and mtime columns: read as it is, and the
+    job's first run adds the columns and records each shard's digest once its size checks out."""
+    import sqlite3
+
+    from preprocess.cache.writer import check_shards
+
+    cache = tmp_path / "cache"
+    commit(cache, "lakh/shard-0001.h5", [extract_item(p) for p in pieces[:2]])
+    expected = rows_by_key(reader.load_network(cache, "melody"))
+    with sqlite3.connect(cache / "manifest.sqlite") as db:
+        if sqlite3.sqlite_version_info < (3, 35):
+            pytest.skip("DROP COLUMN needs SQLite 3.35")
+        db.execute("ALTER TABLE shards DROP COLUMN digest")
+        db.execute("ALTER TABLE shards DROP COLUMN mtime_ns")
+    with Manifest.open(cache) as manifest:
+        assert manifest.shards()["lakh/shard-0001.h5"].digest is None
+    assert rows_by_key(reader.load_network(cache, "melody")).keys() == expected.keys()
+
+    with Manifest.open(cache, create=True) as manifest:
+        report = check_shards(cache, manifest, ["lakh"])
+        record = manifest.shards()["lakh/shard-0001.h5"]
+    assert report.dropped == [] and report.digests == 1
+    assert record.digest == file_hash(cache / "lakh/shard-0001.h5")
+    assert record.mtime_ns == (cache / "lakh/shard-0001.h5").stat().st_mtime_ns
+    with Manifest.open(cache, create=True) as manifest:
+        assert check_shards(cache, manifest, ["lakh"]).digests == 0       # recorded: the cheap check suffices

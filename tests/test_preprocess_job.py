@@ -222,6 +222,76 @@ def test_kill_minus_9_then_rerun_gives_the_uninterrupted_content(midi_datasets, 
     assert summary["samples"] == reference[1]["samples"]
 
 
+def session_members(session: int) -> list[str]:
+    """The live processes of a session (a process started with start_new_session=True, and every
+    descendant that did not leave it: worker processes, resource trackers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:                   # gone meanwhile
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(f"{entry.name}: {command[:150]}")
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="the process scan reads /proc (Linux)")
+@pytest.mark.parametrize("stop, workers, to_group", [(signal.SIGTERM, 2, False), (signal.SIGINT, 1, True)],
+                         ids=["SIGTERM to the command (a scheduler, timeout)", "SIGINT to its group (Ctrl-C)"])
+def test_a_stop_signal_ends_every_process_keeps_the_cache_and_a_rerun_completes_it(stop, workers, to_group,
+                                                                                  midi_datasets, reference, tmp_path):
+    datasets, _ = midi_datasets
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "kelly", "preprocess", "all", "--datasets-dir", str(datasets),
+               "--cache-dir", str(cache), "--workers", str(workers), "--shard-items", "1", "--quiet"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and len(list(cache.glob("*/shard-*.h5"))) < 6:
+            time.sleep(0.005)
+        assert process.poll() is None, f"the run ended before it could be stopped: {process.stderr.read()[-2000:]}"
+        running = session_members(process.pid)
+        assert len(running) >= 1 + workers          # the command and its workers at least
+        (os.killpg if to_group else os.kill)(process.pid, stop)
+        out, err = process.communicate(timeout=60)   # the pipes close once no process holds them
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    left = session_members(process.pid)
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = session_members(process.pid)
+    assert not left, f"still running after the stop: {left} (running before it: {running})"
+    assert process.returncode == 128 + stop and out == ""
+    lines = [line for line in err.splitlines() if not line.startswith("Note: ")]     # mpg123's own notes
+    assert len(lines) == 1 and lines[0].startswith(f"kelly preprocess: stopped by {signal.Signals(stop).name}: kept "), err
+    assert "the same command again computes the rest" in lines[0]
+    assert not list(cache.rglob("*.tmp")) and not list(cache.glob("*-journal"))
+
+    partial = cache_content(cache)
+    full = cache_content(reference[0])
+    assert 0 < len(partial) < len(full)
+    for key, (x, y) in partial.items():
+        np.testing.assert_array_equal(x, full[key][0])
+        np.testing.assert_array_equal(y, full[key][1])
+    with Manifest.open(cache) as manifest:
+        assert sorted(manifest.shards()) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+        assert not [f for f in manifest.failures() if f.reason != "error"]      # no worker's end taken for a crash
+    if stop != signal.SIGTERM:
+        return                          # resuming is the same after either signal: once is enough
+    summary = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    assert sum(s["already_done"] for s in summary["sources"].values()) > 0
+    assert_same_content(cache_content(cache), full)
+    assert summary["samples"] == reference[1]["samples"]
+
+
 def test_changed_file_is_recomputed_and_a_touched_one_is_not(midi_datasets, reference, tmp_path):
     datasets, cache = copy_of(tmp_path, midi_datasets[0], reference[0])
     files = sorted((datasets / "lmd_full").rglob("*.mid"))
@@ -534,7 +604,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the cache folder was checked")
 
-    monkeypatch.setattr("preprocess.parallel.start_workers", forbidden)
+    monkeypatch.setattr("preprocess.parallel.workers.start_workers", forbidden)
     monkeypatch.setattr("preprocess.datasets.load_source", forbidden)
 
 
@@ -599,3 +669,217 @@ def test_a_bad_number_of_workers_is_named_in_plain_words(capsys):
         assert stopped.value.code == 2
         assert err.strip().splitlines()[-1] == f"kelly preprocess: error: argument --workers: {message}"
         assert "_positive_int" not in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--shard-megabytes", "-5", "must be a positive number of megabytes, got -5"),
+    ("--shard-megabytes", "0", "must be a positive number of megabytes, got 0"),
+    ("--shard-megabytes", "nan", "must be a positive number of megabytes, got nan"),
+    ("--shard-megabytes", "big", "expected a positive number of megabytes, got 'big'"),
+    ("--shard-items", "0", "must be at least 1, got 0"),
+    ("--limit", "-1", "must be >= 0, got -1"),
+    ("--file-timeout", "0", "must be a positive number of seconds, got 0"),
+    ("--file-timeout", "inf", "must be a positive number of seconds, got inf"),
+    ("--validation-split", "1", "must be in [0, 1), got 1.0"),
+    ("--test-split", "-0.1", "must be in [0, 1), got -0.1"),
+    ("--seed", "x", "invalid int value: 'x'"),
+])
+def test_numeric_options_out_of_range_are_usage_errors(option, value, message, capsys):
+    from kelly.cli import build_parser
+
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["preprocess", "all", option, value])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"kelly preprocess: error: argument {option}: {message}"
+
+
+def test_splits_that_leave_nothing_to_train_on_are_a_usage_error_before_any_work(tmp_path, no_work, kelly_cli):
+    code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", tmp_path, "--cache-dir", tmp_path / "cache",
+                               "--validation-split", "0.6", "--test-split", "0.4")
+    assert code == 2 and out == "" and not (tmp_path / "cache").exists()
+    assert "must add up to less than 1" in the_one_error_line(err)
+    with pytest.raises(KellyError, match="--shard-megabytes must be a positive number"):
+        run_preprocess("all", datasets_dir=tmp_path, cache_dir=tmp_path / "cache", shard_megabytes=-5)
+
+
+# --- a shard damaged on disk: found, dropped and computed again -------------------------------------
+
+def damage(path: Path, how: str) -> None:
+    """Damage a shard file as a disk fault, an interrupted copy or a stray write would."""
+    data = path.read_bytes()
+    if how == "random bytes inside":
+        with open(path, "r+b") as handle:
+            handle.seek(len(data) // 2)
+            handle.write(np.random.default_rng(0).bytes(64))
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "deleted":
+        path.unlink()
+    elif how == "overwritten with text":
+        path.write_text("this is not a shard\n")
+    elif how == "copied without its times":
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("random bytes inside", "its content changed since it was written"),
+    ("truncated", "when written (truncated or overwritten)"),
+    ("deleted", "missing"),
+    ("overwritten with text", "when written (truncated or overwritten)"),
+    ("copied without its times", None),
+])
+def test_a_damaged_shard_is_dropped_and_recomputed_by_one_plain_rerun(how, problem, midi_datasets, reference, tmp_path,
+                                                                      capsys):
+    datasets = midi_datasets[0]
+    cache = tmp_path / "cache"
+    shutil.copytree(reference[0], cache)          # times kept: every source is unchanged for a rerun
+    shard = sorted(cache.glob("groove/shard-*.h5"))[0]
+    name = str(shard.relative_to(cache))
+    with Manifest.open(cache) as manifest:
+        items = manifest.shards()[name].items
+    damage(shard, how)
+    capsys.readouterr()
+
+    summary = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    dropped = summary["shard_check"]["dropped"]
+    err = capsys.readouterr().err
+    groove = summary["sources"]["groove"]
+    if problem is None:         # the digest is verified, the new time recorded: nothing is computed
+        assert dropped == [] and groove["computed"] == 0 and summary["shard_check"]["digests"] == 1
+    else:
+        assert [(d["shard"], d["items"]) for d in dropped] == [(name, items)] and problem in dropped[0]["problem"]
+        assert f"{shard}: {dropped[0]['problem']}: dropped from the manifest, its {items} item(s) computed again" in err
+        assert not groove.get("unchanged") and groove["computed"] == items and groove["done"] == items
+        assert f"{name}: {dropped[0]['problem']} ({items} item(s) computed again)" in format_summary(summary)
+    for other in ("lakh", "maestro", "harmony"):
+        assert summary["sources"][other].get("unchanged")
+    with Manifest.open(cache) as manifest:
+        assert sorted(manifest.shards()) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
+    assert summary["samples"] == reference[1]["samples"]
+
+    again = run_preprocess("all", datasets_dir=datasets, cache_dir=cache, workers=1, **OPTIONS)
+    assert all(s.get("unchanged") for s in again["sources"].values()) and again["shard_check"]["digests"] == 0
+
+
+def test_damage_the_trainer_meets_names_the_shard_and_a_command_that_repairs_it(midi_datasets, reference, tmp_path,
+                                                                                kelly_cli):
+    """Bytes overwritten inside a shard with its size and time kept (a failing disk): only the digests
+    tell, and h5py fails half-way through a read; the reader's error is one KellyError naming the
+    shard and the command that repairs it, and that command does."""
+    import shlex
+
+    cache = tmp_path / "cache"
+    shutil.copytree(reference[0], cache)
+    shard = sorted(cache.glob("groove/shard-*.h5"))[0]
+    data = bytearray(shard.read_bytes())
+    heap = data.index(b"GCOL")                    # the global heap of the shard's strings
+    data[heap + 6: heap + 10] = b"\xff\x00\xff\x00"
+    st = shard.stat()
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    with pytest.raises(KellyError) as raised:
+        reader.load_network(cache, "groove")
+    message = str(raised.value)
+    assert message.startswith(f"{shard}: shard listed in the manifest: cannot be read (OSError: ")
+    command = message.rpartition("its items computed again): ")[2]
+    assert command == f"kelly preprocess groove --check --datasets-dir {midi_datasets[0]} --cache-dir {cache}"
+    unchanged = run_preprocess("all", datasets_dir=midi_datasets[0], cache_dir=cache, workers=1, **OPTIONS)
+    assert unchanged["shard_check"]["dropped"] == []          # size and time as written: a plain run cannot tell
+
+    code, out, err = kelly_cli(*shlex.split(command)[1:], "--quiet")
+    assert code == 0 and "shards checked: " in out and "(content digests compared); damaged and recomputed: 1" in out
+    assert f"{shard}: its content changed since it was written" in err
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
+
+
+# --- a full disk under the cache: one line, the manifest consistent, a rerun completes --------------
+
+def assert_consistent(cache: Path) -> None:
+    """The manifest lists exactly the shards on disk, each as written, and no temporary is left."""
+    from preprocess.cache.integrity import inspect_shard
+
+    assert not list(cache.rglob("*.tmp")) and not list(cache.glob("*-journal"))
+    with Manifest.open(cache) as manifest:
+        shards = manifest.shards()
+        assert sorted(shards) == sorted(str(p.relative_to(cache)) for p in cache.glob("*/shard-*.h5"))
+        assert all(inspect_shard(cache, record, verify="always").problem is None for record in shards.values())
+        assert manifest.referenced_shards() <= set(shards)
+
+
+@pytest.mark.parametrize("where", ["the manifest", "a shard"])
+def test_a_full_disk_is_one_line_keeps_the_manifest_consistent_and_a_rerun_completes(where, midi_datasets, reference,
+                                                                                     tmp_path, monkeypatch, kelly_cli):
+    """SQLite's own limit on the manifest's pages gives the real "database or disk is full"; a shard's
+    write fails as h5py's does on a full disk (ENOSPC from the file system)."""
+    cache = tmp_path / "cache"
+    if where == "the manifest":
+        original = Manifest.open.__func__
+
+        def open_small(cls, cache_dir, *, create=False):
+            manifest = original(cls, cache_dir, create=create)
+            if create:
+                pages = manifest._db.execute("PRAGMA page_count").fetchone()[0]
+                manifest._db.execute(f"PRAGMA max_page_count = {pages + 12}")
+            return manifest
+
+        monkeypatch.setattr(Manifest, "open", classmethod(open_small))
+        expected = f"{cache / 'manifest.sqlite'}: cannot write the cache's manifest: database or disk is full; "
+    else:
+        import preprocess.cache.shards as shards
+
+        written, fsync = [], os.fsync
+
+        def fsync_until_full(fd):
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(".h5.tmp"):       # a shard's, not another library's
+                written.append(fd)
+                if len(written) > 5:
+                    raise OSError(28, os.strerror(28))
+            fsync(fd)
+
+        if not Path("/proc/self/fd").is_dir():
+            pytest.skip("the shard's file is told by its /proc/self/fd link (Linux)")
+        monkeypatch.setattr(shards.os, "fsync", fsync_until_full)
+        expected = "cannot write this shard: No space left on device; what was committed before is kept"
+    code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                               "--workers", "1", "--shard-items", "2", "--quiet")
+    assert code == 2 and out == ""
+    line = the_one_error_line(err)
+    assert expected in line and line.endswith("run `kelly preprocess` again"), line
+    assert_consistent(cache)
+
+    monkeypatch.undo()                                   # space freed
+    summary = run_preprocess("all", datasets_dir=midi_datasets[0], cache_dir=cache, workers=1, **OPTIONS)
+    assert sum(s["already_done"] for s in summary["sources"].values()) > 0
+    assert_consistent(cache)
+    assert_same_content(cache_content(cache), cache_content(reference[0]))
+
+
+def test_a_real_full_disk_where_a_small_file_system_can_be_mounted(midi_datasets, reference, tmp_path, kelly_cli):
+    """The same on a real tmpfs too small for the cache (root only; skipped where mounts are refused)."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        cache = disk / "cache"
+        code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                                   "--workers", "1", "--quiet")
+        assert code == 2 and out == ""
+        line = the_one_error_line(err)
+        assert ("database or disk is full" in line or "No space left on device" in line) and "\n" not in line
+        assert_consistent(cache)
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)       # space freed
+        code, out, err = kelly_cli("preprocess", "all", "--datasets-dir", midi_datasets[0], "--cache-dir", cache,
+                                   "--workers", "1", "--quiet")
+        assert code == 0, err
+        assert_consistent(cache)
+        assert_same_content(cache_content(cache), cache_content(reference[0]))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -533,6 +533,8 @@ print(" ".join(sorted(sys.modules)))
     allowed = {"preprocess", "common.errors", "preprocess.features", "preprocess.features.spec",
                "preprocess.features.embedding", "preprocess.cache", "preprocess.cache.reader",
                "preprocess.cache.manifest",          # the reader's own index of the cache
+               "preprocess.cache.records", "preprocess.cache.digests",   # the manifest's rows, content digests
+               "preprocess.cache.integrity",         # a shard checked against its record before it is read
                "preprocess.cache.stats",             # the input statistics the reader serves
                "preprocess.cache.labels",            # the labeller's labels the reader applies
                "preprocess.cache.layout", "preprocess.cache.rows"}   # the row type and how it decodes

@@ -7,8 +7,11 @@ One SQLite file, ``<cache>/manifest.sqlite`` (stdlib sqlite3), written by the pr
   and for done items the shard and the item's index in it; for failures the stage, the reason kind
   ("error", "crash", "timeout") and the message.
 - ``item_samples``: rows per network for each done item.
-- ``shards``: every shard file the manifest vouches for. A shard on disk that is not here was renamed
-  into place by a run killed before its commit; `clean_cache` deletes it.
+- ``shards``: every shard file the manifest vouches for, with its size, content digest
+  (`digests.file_hash`) and modification time as written, so that a damaged file is found
+  (`integrity`). A shard on disk that is not here was renamed into place by a run killed before its
+  commit; `clean_cache` deletes it. (Manifests written before the digest and mtime columns get
+  them, empty, when the job opens them; `integrity` fills them in.)
 - ``stat_cache``: (path, size, mtime_ns) -> content hash, so an unchanged rerun does not re-read files.
 
 A done item is *served* (its rows are training data) while its row's feature version is the code's
@@ -20,20 +23,24 @@ The meta table records the layout the shards are written in (``cache_format``,
 a cache of another layout, the manifest forgets every item and shard (`Manifest.open` with
 `create`; `rebuilt_from` says it happened), and the whole cache is computed again; a reader
 refuses such a cache.
+
+A write the disk refuses (``database or disk is full``, an I/O error) rolls its transaction back
+(SQLite does so itself for a full disk) and becomes a KellyError naming the manifest and the
+fault: what was committed before stays, and a rerun once the disk has room goes on from there.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from common.errors import KellyError
+from preprocess.cache.digests import file_hash, label_digest          # noqa: F401 (served from here too)
 from preprocess.cache.layout import FIRST_SHARD_FORMAT, SHARD_FORMAT
+from preprocess.cache.records import DoneEntry, FailureEntry, ItemRecord, ShardRecord   # noqa: F401
 from preprocess.features import spec
 
 MANIFEST_NAME = "manifest.sqlite"
@@ -79,7 +86,9 @@ CREATE TABLE IF NOT EXISTS shards (
     rows TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     feature_version TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    digest TEXT,
+    mtime_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY,
@@ -93,117 +102,6 @@ CREATE TABLE IF NOT EXISTS stat_cache (
 def current_feature_version() -> str:
     """The feature version of the running code (read at call time, so tests can patch it)."""
     return spec.FEATURE_VERSION
-
-
-def file_hash(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Content hash of a file: BLAKE2b-128 of its bytes, 32 hex characters."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(chunk_bytes)
-            if not chunk:
-                break
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able form of label metadata (arrays as lists, NaN as None), for hashing."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def label_digest(item, metadata: dict[str, Any] | None = None) -> str:
-    """Digest of what extraction reads from an Item besides its file: its labels and `metadata`
-    (the metadata extraction reads; default: all of it). Not the split.
-
-    A changed annotation (a corrected label, a new dynamic curve) changes this, and the item is
-    recomputed even though its audio or MIDI file did not change.
-    """
-    payload = {
-        "label_source": item.label_source,
-        "valence": _plain(item.valence),
-        "arousal": _plain(item.arousal),
-        "metadata": _plain(item.metadata if metadata is None else metadata),
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """One row of the manifest's items table."""
-
-    source: str
-    item_id: str
-    content_hash: str
-    feature_version: str
-    label_digest: str
-    status: str
-    split: str
-    label_source: str
-    valence: float | None
-    arousal: float | None
-    source_path: str
-    shard: str | None
-    shard_item: int | None
-    stage: str | None
-    reason: str | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class ShardRecord:
-    """One row of the shards table: a committed shard file, relative to the cache directory."""
-
-    name: str
-    source: str
-    items: int
-    rows: dict[str, int]
-    bytes: int
-    feature_version: str
-
-
-@dataclass(frozen=True)
-class DoneEntry:
-    """What the writer commits for one item of a shard."""
-
-    source: str
-    item_id: str
-    content_hash: str
-    label_digest: str
-    split: str
-    label_source: str
-    valence: float | None
-    arousal: float | None
-    source_path: str
-    shard_item: int
-    rows: dict[str, int]
-
-
-@dataclass(frozen=True)
-class FailureEntry:
-    """What the job records for an item that produced no samples."""
-
-    source: str
-    item_id: str
-    content_hash: str
-    label_digest: str
-    split: str
-    label_source: str
-    source_path: str
-    stage: str
-    reason: str          # "error" | "crash" | "timeout"
-    error: str
 
 
 _ITEM_COLUMNS = (
@@ -226,6 +124,7 @@ class Manifest:
         self._db = connection
         self.path = path
         self.readonly = readonly
+        self._shard_checks = _has_shard_check_columns(connection)
         #: set by `open(create=True)` when the cache was in another layout and was emptied: that layout
         self.rebuilt_from: str | None = None
 
@@ -240,14 +139,21 @@ class Manifest:
         path = cache_dir / MANIFEST_NAME
         if create:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=DELETE")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            stored = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if stored is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif stored[0] != SCHEMA_VERSION:
+            try:
+                db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+                db.execute("PRAGMA journal_mode=DELETE")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+                _add_shard_check_columns(db)
+                stored = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if stored is None:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            except sqlite3.OperationalError as exc:
+                raise write_refused(path, exc) from None
+            except sqlite3.DatabaseError as exc:
+                raise KellyError(f"{path}: not a readable manifest ({exc}); delete {cache_dir} and run "
+                                 f"`kelly preprocess` again") from None
+            if stored is not None and stored[0] != SCHEMA_VERSION:
                 raise KellyError(f"{path}: manifest schema {stored[0]}, this code reads schema {SCHEMA_VERSION}; "
                                  f"delete {cache_dir} and run `kelly preprocess` again")
             manifest = cls(db, path, readonly=False)
@@ -270,7 +176,8 @@ class Manifest:
                 db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, isolation_level=None)
                 db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise KellyError(f"{path}: not a readable manifest ({exc})") from exc
+            raise KellyError(f"{path}: not a readable manifest ({exc}); delete {cache_dir} and run "
+                             f"`kelly preprocess` again") from None
         return cls(db, path, readonly=True)
 
     def close(self) -> None:
@@ -342,10 +249,11 @@ class Manifest:
     def shards(self, source: str | None = None) -> dict[str, ShardRecord]:
         """Committed shards (name relative to the cache directory, e.g. "deam/shard-0003.h5")."""
         where, params = ("WHERE source = ?", (source,)) if source else ("", ())
+        checks = ", digest, mtime_ns" if self._shard_checks else ", NULL, NULL"
         rows = self._db.execute(
-            f"SELECT name, source, items, rows, bytes, feature_version FROM shards {where} ORDER BY name", params
+            f"SELECT name, source, items, rows, bytes, feature_version{checks} FROM shards {where} ORDER BY name", params
         ).fetchall()
-        return {r[0]: ShardRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
+        return {r[0]: ShardRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows}
 
     def referenced_shards(self) -> set[str]:
         """Shards some item row still points to."""
@@ -372,6 +280,11 @@ class Manifest:
         """{status: items} of one source ("done", "failed")."""
         return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE source = ? GROUP BY status", (source,)))
 
+    def status_since(self, since: float) -> dict[str, int]:
+        """{status: items} of the rows written at or after `since` (time.time(); 0: every row)."""
+        return dict(self._db.execute("SELECT status, COUNT(*) FROM items WHERE updated >= ? GROUP BY status",
+                                     (since,)))
+
     # --- writing (one transaction each) ----------------------------------------------------------
     def set_meta(self, key: str, value: str | None) -> None:
         """Store (or, with None, delete) a value in the meta table."""
@@ -384,7 +297,7 @@ class Manifest:
     def _transaction(self):
         if self.readonly:
             raise RuntimeError(f"{self.path} is open read-only")
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     def _forget_layout(self) -> None:
         """Forget every item, shard and source fingerprint (the stat cache of file hashes stays): the
@@ -395,8 +308,10 @@ class Manifest:
             db.execute("DELETE FROM shards")
             db.execute("DELETE FROM meta WHERE key != 'schema'")
 
-    def commit_shard(self, name: str, source: str, entries: Sequence[DoneEntry], nbytes: int) -> None:
-        """Record a shard already renamed into place and every item in it, atomically."""
+    def commit_shard(self, name: str, source: str, entries: Sequence[DoneEntry], nbytes: int,
+                     digest: str | None = None, mtime_ns: int | None = None) -> None:
+        """Record a shard already renamed into place (its size, content digest and mtime as written)
+        and every item in it, atomically."""
         version = current_feature_version()
         rows: dict[str, int] = {}
         for entry in entries:
@@ -405,9 +320,10 @@ class Manifest:
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO shards (name, source, items, rows, bytes, feature_version, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, source, len(entries), json.dumps(rows, sort_keys=True), int(nbytes), version, now))
+                "INSERT OR REPLACE INTO shards (name, source, items, rows, bytes, feature_version, created, digest, "
+                "mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, source, len(entries), json.dumps(rows, sort_keys=True), int(nbytes), version, now, digest,
+                 None if mtime_ns is None else int(mtime_ns)))
             db.executemany(
                 f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated) "
                 "VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)",
@@ -419,6 +335,12 @@ class Manifest:
             db.executemany(
                 "INSERT INTO item_samples (source, item_id, network, rows) VALUES (?, ?, ?, ?)",
                 [(e.source, e.item_id, network, int(n)) for e in entries for network, n in e.rows.items()])
+
+    def refresh_shard(self, name: str, digest: str, mtime_ns: int) -> None:
+        """Record the digest and mtime a listed shard was found with, once its content was verified
+        (a copy that did not keep modification times; a manifest that recorded no digest)."""
+        with self._transaction() as db:
+            db.execute("UPDATE shards SET digest = ?, mtime_ns = ? WHERE name = ?", (digest, int(mtime_ns), name))
 
     def record_failures(self, failures: Sequence[FailureEntry]) -> None:
         """Record failed items (replacing whatever the manifest held for them)."""
@@ -473,18 +395,54 @@ class Manifest:
                 "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, content_hash) VALUES (?, ?, ?, ?)", rows)
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+def _has_shard_check_columns(db: sqlite3.Connection) -> bool:
+    return {"digest", "mtime_ns"} <= {row[1] for row in db.execute("PRAGMA table_info(shards)")}
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+
+def _add_shard_check_columns(db: sqlite3.Connection) -> None:
+    """Give a manifest written before shards had a recorded digest and mtime those columns (empty)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(shards)")}
+    for column, kind in (("digest", "TEXT"), ("mtime_ns", "INTEGER")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE shards ADD COLUMN {column} {kind}")
+
+
+def write_refused(path: Path, exc: sqlite3.Error) -> KellyError:
+    """The KellyError for a manifest write the database refused (disk full, I/O error, ...)."""
+    return KellyError(f"{path}: cannot write the cache's manifest: {exc}; what was committed before is kept: "
+                      f"free space (or fix the disk) and run `kelly preprocess` again")
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; a write the database refuses
+    (disk full, I/O error) is a KellyError naming the manifest."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db, self.path = db, path
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise write_refused(self.path, exc) from None
         return self.db
+
+    def _rollback(self) -> None:
+        # SQLite ends the transaction itself on some errors (a full disk): no ROLLBACK is then possible
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                self._rollback()
+                raise write_refused(self.path, error) from None
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise write_refused(self.path, exc) from None

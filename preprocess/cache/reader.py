@@ -6,6 +6,12 @@ returned: a shard on disk that the manifest does not vouch for, or rows of an it
 recomputed, are never seen. A cache in another layout than this code's (`layout.SHARD_FORMAT`) or
 of another feature version is refused with a KellyError that says to rebuild it.
 
+Before a shard is opened it is compared with what the manifest recorded when it was written
+(`integrity.inspect_shard`: present, its size, HDF5's signature, and its content digest when its
+modification time changed); a shard that fails, or that h5py cannot read, is a KellyError naming
+the shard, what is wrong, and the command that drops it and computes its items again
+(`kelly preprocess SOURCE --check ...`).
+
     rows = load_network("cache", "emotion")               # Rows, whole
     for block in iter_network_blocks("cache", "melody", block_rows=1 << 16):
         ...                                               # the same, streamed
@@ -13,6 +19,7 @@ of another feature version is refused with a KellyError that says to rebuild it.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -21,12 +28,14 @@ import numpy as np
 
 from common.errors import KellyError
 from preprocess.cache import layout
+from preprocess.cache.integrity import DATASETS_DIR_KEY, inspect_shard, repair_command
 from preprocess.cache.manifest import (
     LABEL_SOURCE_CODES,
     MANIFEST_NAME,
     SPLIT_CODES,
     ItemRecord,
     Manifest,
+    ShardRecord,
     current_feature_version,
 )
 from preprocess.cache.rows import ItemTable, Rows
@@ -80,22 +89,52 @@ class _Plan:
     shards: dict[str, np.ndarray]       # shard name -> global item index per item of the shard (-1: not served)
 
 
-def _open_shard(cache_dir: Path, name: str):
-    """A shard listed in the manifest, opened read-only; unreadable or of another layout: KellyError."""
+def _shard_records(manifest: Manifest, cache_dir: Path, network: str) -> tuple[dict[str, ShardRecord], dict[str, str]]:
+    """Every shard's record, and per source of `network` the command that repairs its shards."""
+    repairs = {source: repair_command(cache_dir, source, manifest.get_meta(DATASETS_DIR_KEY + source))
+               for source in check_network(network).sources}
+    return manifest.shards(), repairs
+
+
+#: what h5py raises reading bytes damaged inside a shard (OSError: "Can't synchronously read data
+#: ...", KeyError: "Unable to synchronously open object ...") and what garbage indices give
+_READ_FAULTS = (OSError, KeyError, ValueError, IndexError, TypeError)
+
+
+@contextmanager
+def _open_shard(cache_dir: Path, name: str, record: ShardRecord | None, repairs: dict[str, str]):
+    """A shard listed in the manifest, checked against its record (`integrity.inspect_shard`) and
+    opened read-only; a failed check, or a read in the block that h5py refuses, is a KellyError
+    naming the shard and its repair command; a shard of another layout, one saying to rebuild."""
     import h5py
 
     path = cache_dir / name
+
+    def fault(problem: str) -> KellyError:
+        repair = repairs.get(record.source if record else name.partition("/")[0]) or "kelly preprocess all --check"
+        return KellyError(f"{path}: shard listed in the manifest: {problem}; repair it (the shard is dropped "
+                          f"and its items computed again): {repair}")
+
+    if record is None:
+        raise fault("not in the manifest's list of shards, though items are served from it")
+    state = inspect_shard(cache_dir, record)
+    if state.problem is not None:
+        raise fault(state.problem)
     try:
         h5 = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as exc:
-        raise KellyError(f"{path}: shard listed in the manifest cannot be read ({exc}); "
-                         f"run `kelly preprocess` to rebuild it") from exc
-    found = h5.attrs.get("format", "")
+        found = h5.attrs.get("format", "")
+    except _READ_FAULTS as exc:
+        raise fault(f"cannot be read ({type(exc).__name__}: {exc})") from None
     found = found.decode() if isinstance(found, bytes) else str(found)
     if found != SHARD_FORMAT:
         h5.close()
         raise KellyError(_rebuild_hint(path, found or "no recorded layout", SHARD_FORMAT, "the shard layout"))
-    return h5
+    try:
+        yield h5
+    except _READ_FAULTS as exc:
+        raise fault(f"cannot be read ({type(exc).__name__}: {exc})") from None
+    finally:
+        h5.close()
 
 
 def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan:
@@ -106,6 +145,7 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
     wanted = list(network_sources) if sources is None else [s for s in network_sources if s in set(sources)]
     with _open_checked(cache_dir) as manifest:
         served = manifest.served_items(network, wanted)
+        records, repairs = _shard_records(manifest, cache_dir, network)
     if not served:
         raise KellyError(f"{cache_dir}: no {network} samples in the cache (sources {', '.join(wanted) or 'none'}); "
                          f"run `kelly preprocess` for {' or '.join(network_sources)}")
@@ -119,7 +159,7 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
         by_shard.setdefault(name, []).append((int(local), index))
     shards: dict[str, np.ndarray] = {}
     for name in sorted(by_shard):
-        with _open_shard(cache_dir, name) as h5:
+        with _open_shard(cache_dir, name, records.get(name), repairs) as h5:
             if network not in h5:
                 continue
             local_to_global = np.full(h5["items/item_id"].shape[0], -1, dtype=np.int64)
@@ -142,8 +182,10 @@ def _plan(cache_dir: Path, network: str, sources: Iterable[str] | None) -> _Plan
 
 def _blocks(cache_dir: Path, network: str, plan: _Plan, block_rows: int | None) -> Iterator[Rows]:
     has_row_inputs = layout.row_width(network) > 0
+    with Manifest.open(cache_dir) as manifest:
+        records, repairs = _shard_records(manifest, cache_dir, network)
     for name, local_to_global in plan.shards.items():
-        with _open_shard(cache_dir, name) as h5:
+        with _open_shard(cache_dir, name, records.get(name), repairs) as h5:
             group = h5[network]
             total = group["window"].shape[0]
             step = total if block_rows is None else max(1, int(block_rows))

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
+from common.errors import KellyError
 from preprocess.cache import layout
 from preprocess.cache.layout import SHARD_FORMAT
 from preprocess.features import spec
@@ -218,6 +219,32 @@ def _strings(values: Sequence[str]):
 
 
 def write_shard(cache_dir: str | Path, name: str, results: Sequence[ItemResult], feature_version: str) -> int:
+    """Write `results` (all of one source) as the shard `name`; return its size in bytes.
+
+    The file is written under ``<name>.tmp``, flushed to disk, then renamed into place; a write that
+    fails (disk full: KellyError naming the shard) or is interrupted leaves no temporary behind.
+    """
+    final = Path(cache_dir) / name
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        return _write_shard_file(cache_dir, name, results, feature_version)
+    except OSError as exc:              # a full disk, an I/O error: nothing half-written stays
+        tmp.unlink(missing_ok=True)
+        raise KellyError(f"{final}: cannot write this shard: {_os_fault(exc)}; what was committed before is kept: "
+                         f"free space (or fix the disk) and run `kelly preprocess` again") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _os_fault(exc: OSError) -> str:
+    """The fault in words, on one line (h5py's messages span several, with a time stamp)."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write_shard_file(cache_dir: str | Path, name: str, results: Sequence[ItemResult], feature_version: str) -> int:
     """Write `results` (all of one source) as the shard `name`; return its size in bytes.
 
     The file is written under ``<name>.tmp``, flushed to disk, then renamed into place.

@@ -11,13 +11,20 @@ on disk made to agree with the manifest.
 
 A shard is written whole beside its final name and renamed into place (`shards.write_shard`), then
 committed to the manifest with its items in one transaction: killing the writer at any moment loses
-at most the shard being written, and the next `clean_cache` removes what it left.
+at most the shard being written, and the next `clean_cache` removes what it left. The shard's
+size, content digest and modification time go into the manifest with it, so that a file damaged
+later is found (`integrity`) and dropped by `check_shards`.
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from common.locks import FolderLock
+from preprocess.cache.digests import file_hash
+from preprocess.cache.integrity import inspect_shard
 from preprocess.cache.manifest import DoneEntry, Manifest, current_feature_version
 from preprocess.cache.shards import (
     ItemResult,
@@ -27,6 +34,7 @@ from preprocess.cache.shards import (
     shard_number,
     write_shard,
 )
+from preprocess.stopping import deferred
 
 LOCK_NAME = ".lock"
 
@@ -60,20 +68,31 @@ class ShardWriter:
         return False
 
     def flush(self) -> None:
+        """Write the buffered results as one shard and commit it (a stop signal waits for both)."""
         if not self.buffer:
             return
+        with deferred():
+            self._write_and_commit()
+        self.buffer, self.buffered_bytes = [], 0
+
+    def _write_and_commit(self) -> None:
         name = shard_name(self.source, self.next_number)
         version = current_feature_version()
         nbytes = write_shard(self.cache_dir, name, self.buffer, version)
+        path = self.cache_dir / name
+        digest, mtime_ns = file_hash(path), os.stat(path).st_mtime_ns     # as written (from the page cache)
         entries = [
             DoneEntry(source=r.source, item_id=r.item_id, content_hash=r.content_hash, label_digest=r.label_digest,
                       split=r.split, label_source=r.label_source, valence=r.valence, arousal=r.arousal,
                       source_path=r.source_path, shard_item=i, rows=r.rows())
             for i, r in enumerate(self.buffer)]
-        self.manifest.commit_shard(name, self.source, entries, nbytes)
+        try:
+            self.manifest.commit_shard(name, self.source, entries, nbytes, digest, mtime_ns)
+        except BaseException:           # not committed (a full disk): not left for the next run to find
+            path.unlink(missing_ok=True)
+            raise
         self.next_number += 1
         self.shards_written += 1
-        self.buffer, self.buffered_bytes = [], 0
 
 
 def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:
@@ -93,3 +112,46 @@ def clean_cache(cache_dir: Path, manifest: Manifest) -> dict[str, int]:
         (cache_dir / name).unlink(missing_ok=True)
     manifest.forget_shards(unreferenced)
     return {**removed, "missing_shards_forgotten": len(missing), "unreferenced_shards_removed": len(unreferenced)}
+
+
+@dataclass
+class ShardCheck:
+    """What `check_shards` did: the shards it dropped ({"shard", "source", "problem", "items"} each),
+    how many it checked and how many digests it computed."""
+
+    dropped: list[dict] = field(default_factory=list)
+    checked: int = 0
+    digests: int = 0
+
+    @property
+    def sources(self) -> set[str]:
+        """The sources that lost a shard."""
+        return {entry["source"] for entry in self.dropped}
+
+
+def check_shards(cache_dir: Path, manifest: Manifest, sources: Iterable[str], *, verify_all: bool = False) -> ShardCheck:
+    """Check every listed shard of `sources` against its record (`integrity.inspect_shard`: size and
+    signature; the digest where the mtime changed, or everywhere with `verify_all`); drop each
+    damaged one (its file deleted, its items forgotten, so that the run computes them again).
+    A shard whose digest was verified but whose mtime (or digest) was not recorded gets them recorded.
+    """
+    report = ShardCheck()
+    doomed = []
+    for source in sources:
+        for name, record in manifest.shards(source).items():
+            state = inspect_shard(cache_dir, record, verify="always" if verify_all else "changed")
+            report.checked += 1
+            report.digests += state.digest is not None
+            if state.problem is not None:
+                doomed.append(name)
+                report.dropped.append({"shard": name, "source": record.source, "problem": state.problem,
+                                       "items": record.items})
+            elif state.digest is not None and (state.digest != record.digest or state.mtime_ns != record.mtime_ns):
+                manifest.refresh_shard(name, state.digest, state.mtime_ns)
+    manifest.forget_shards(doomed)          # first: the manifest never lists a file that is gone
+    for name in doomed:
+        try:
+            (cache_dir / name).unlink(missing_ok=True)
+        except OSError:                     # not a file: left alone; unlisted, it is never read
+            pass
+    return report
