@@ -11,6 +11,11 @@ The config file has the older guides' structure::
       "datasets": {"deam": "datasets/deam", "maestro": "datasets/maestro", ...}
     }
 
+Batch size and learning rate have per-network defaults (`NETWORK_DEFAULTS`, below the general
+defaults and above everything else): the dense networks train at large batches with the learning
+rate scaled up with the batch, which the held-out loss per wall-second measured here favours
+(bench/train_throughput.py, bench/batch_quality.py).
+
 Networks are named by cache key ("emotion"), class name ("EmotionRecognizer") or its snake case
 ("emotion_recognizer"). An unknown key or a value of the wrong type is a KellyError naming the
 file and the key.
@@ -30,6 +35,8 @@ from preprocess.features.spec import NETWORKS, SOURCES
 NETWORK_NAMES = {key: network.class_name for key, network in NETWORKS.items()}
 LR_SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: auto: bf16 on a CUDA device that supports it, else fp16 with a gradient scaler; off elsewhere
+MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass
@@ -51,6 +58,9 @@ class NetworkConfig:
     seed: int = 0
     device: str = "auto"
     memory_budget_mb: float = 2048.0     # a network's cache rows above this are streamed block by block
+    carry_state: bool = True             # LSTM networks: the state runs on from chunk to chunk within a piece
+    mixed_precision: str = "auto"        # auto | off | bf16 | fp16 (autocast on CUDA; auto is off on the CPU)
+    threads: int = 1                     # torch's CPU threads per process (1: no collapse on a shared machine)
 
     def validate(self, where: str = "training settings") -> None:
         checks = [
@@ -67,11 +77,16 @@ class NetworkConfig:
             (self.sequence_length >= 1, "sequence_length must be >= 1"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
             (self.memory_budget_mb > 0, "memory_budget_mb must be > 0"),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}"),
+            (self.threads >= 1, "threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise KellyError(f"{where}: {message}")
 
+
+#: per-network defaults over NetworkConfig's (batch and learning rate chosen together; module docstring)
+NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 TRAINING_KEYS = {f.name: f.type for f in dataclasses.fields(NetworkConfig)}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -175,9 +190,11 @@ def _section(raw: dict, name: str, path: Path) -> dict:
 
 
 def resolve(key: str, file_config: FileConfig | None, overrides: dict[str, Any]) -> NetworkConfig:
-    """The settings for network `key`: defaults < file "training" < file "models"[key] < command line."""
+    """The settings for network `key`: defaults < NETWORK_DEFAULTS[key] < file "training" < file
+    "models"[key] < command line."""
     file_config = file_config or FileConfig()
     given = {k: check_value(k, v, "command line") for k, v in overrides.items() if v is not None}
-    config = NetworkConfig(**{**file_config.training, **file_config.models.get(key, {}), **given})
+    config = NetworkConfig(**{**NETWORK_DEFAULTS.get(key, {}), **file_config.training,
+                              **file_config.models.get(key, {}), **given})
     config.validate(f"{NETWORK_NAMES[key]} settings")
     return config
