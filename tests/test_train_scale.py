@@ -79,6 +79,23 @@ def test_validation_with_the_state_carried_equals_stepping_whole_pieces(key):
     assert abs(carried - chunked) > 1e-6 * abs(carried)          # the state does matter
 
 
+def test_streamed_blocks_carry_the_state_within_each_block(tmp_path):
+    from train.data import from_rows
+    from train.models import build
+
+    rows = toy_arrays("melody", n_items=10, per_item=21)
+    whole = from_rows(rows, "melody", sequence_length=4)
+    streamed = from_rows(rows, "melody", sequence_length=4, block_rows=50, memory_budget_mb=0.01)
+    assert len(list(streamed.blocks(VALIDATION, "cpu"))) > 1
+    torch.manual_seed(0)
+    model = build("melody")
+    assert validate("melody", model, streamed, "cpu", carry_state=True)[0] == pytest.approx(
+        validate("melody", model, whole, "cpu", carry_state=True)[0], rel=1e-5)
+    result = train_network("melody", streamed, fast_config(epochs=2, batch_size=3, sequence_length=4),
+                           output=tmp_path, progress=False)
+    assert result.history[-1]["val_loss"] < result.baseline["loss"] * 1.5
+
+
 def test_carried_state_training_resumes_bit_for_bit(tmp_path):
     key, config = "emotion", fast_config(epochs=3, sequence_length=4, carry_state=True)
     straight = train_network(key, toy_data(key), config, output=tmp_path / "a", progress=False)
@@ -190,7 +207,7 @@ def test_evaluate_refuses_an_empty_or_missing_checkpoint_folder_without_loading_
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert done.stdout.strip() == "[2, 2] False", done.stderr
     assert "empty: no best checkpoints (expected e.g. emotionrecognizer_best.pt)" in done.stderr
-    assert "nowhere: no such folder" in done.stderr
+    assert "nowhere: no best checkpoints (no such folder" in done.stderr
 
 
 # --- several processes ------------------------------------------------------------------------------
@@ -253,3 +270,16 @@ def test_more_processes_than_rows_and_a_rank_killed_mid_epoch_are_one_line_each(
     assert "rank 1 of 2 ended with signal SIGKILL; the other processes were stopped" in err
     assert "Traceback" not in err, err[-3000:]
     assert checkpoints.load_checkpoint(latest)["epoch"] >= 1             # what was written is whole
+
+
+def test_network_defaults_sit_between_the_general_defaults_and_the_config_file(tmp_path):
+    from train.config import NETWORK_DEFAULTS, NetworkConfig, load_config_file, resolve
+
+    assert resolve("emotion", None, {}).batch_size == NetworkConfig().batch_size
+    harmony = NETWORK_DEFAULTS["harmony"]
+    assert (resolve("harmony", None, {}).batch_size, resolve("harmony", None, {}).learning_rate) == \
+        (harmony["batch_size"], harmony["learning_rate"])
+    config = tmp_path / "config.json"
+    config.write_text('{"training": {"batch_size": 32}}')
+    assert resolve("harmony", load_config_file(config), {}).batch_size == 32
+    assert resolve("harmony", None, {"batch_size": 128}).batch_size == 128

@@ -85,8 +85,16 @@ class NetworkConfig:
                 raise KellyError(f"{where}: {message}")
 
 
-#: per-network defaults over NetworkConfig's (batch and learning rate chosen together; module docstring)
-NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {}
+#: per-network defaults over NetworkConfig's: batch size and learning rate chosen together, by the
+#: held-out loss reached per CPU-second (bench/batch_quality.py on the sample cache: each of these
+#: reached a lower validation loss than batch 64 at lr 1e-3 within the same CPU time while the
+#: rows were still fresh, with full-scale epochs 3x or more faster: bench/train_throughput.py).
+#: The LSTM networks keep 64: on the CPU their speed is flat in the batch size.
+NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "harmony": {"batch_size": 1024, "learning_rate": 8e-3},
+    "dynamics": {"batch_size": 256, "learning_rate": 2e-3},
+    "groove": {"batch_size": 1024, "learning_rate": 4e-3},
+}
 
 TRAINING_KEYS = {f.name: f.type for f in dataclasses.fields(NetworkConfig)}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}

@@ -66,6 +66,7 @@ class NetworkResult:
     steps: int = 0
     samples: int = 0               # training samples seen in this call
     train_seconds: float = 0.0     # time spent in training batches (no validation, checkpoints, history)
+    train_cpu_seconds: float = 0.0   # this process's CPU time in the same (time.process_time)
     first_batch_at: float | None = None   # time.time() when the first optimizer step finished
     model: KellyNetwork | None = field(default=None, repr=False)
 
@@ -87,11 +88,11 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
     network, precision, carry = run.network, run.precision, config.carry_state and data.sequence_length is not None
     write_history, progress = write_history and world.is_main, progress and world.is_main
     steps = samples = 0
-    first_batch_at, train_seconds = None, 0.0
+    first_batch_at, train_seconds, train_cpu_seconds = None, 0.0, 0.0
     for epoch in range(run.epoch + 1, config.epochs + 1):
         if stopper.should_stop or (max_steps is not None and steps >= max_steps):
             break
-        epoch_started = time.perf_counter()
+        epoch_started, epoch_cpu = time.perf_counter(), time.process_time()
         model.train()
         loss_total, batches, metric = torch.zeros((), device=device), 0, MetricSum(key)
         bar = progress_bar(model.name, epoch, config.epochs, data.counts["train"], progress)
@@ -122,6 +123,7 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
             bar.close()
             train_loss = all_sum(loss_total.item(), world, device) / max(batches, 1)
         train_seconds += time.perf_counter() - epoch_started
+        train_cpu_seconds += time.process_time() - epoch_cpu
         run.check_finite(train_loss, epoch, batches)
         val_loss, val_metric = validate(key, model, data, device, carry_state=carry)
         run.check_finite(val_loss, epoch, batches, "validation")
@@ -150,13 +152,14 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
         best_val_metric=best.get("val_metric", math.nan), metric=metric_name, baseline=run.baseline,
         epochs_run=len(run.history) - run.resumed_epochs, seconds=time.perf_counter() - started,
         stopped_early=stopper.should_stop, history=list(run.history), steps=steps, samples=samples,
-        train_seconds=train_seconds, first_batch_at=first_batch_at, model=model)
+        train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, first_batch_at=first_batch_at, model=model)
 
 
 def carried(state: dict | None, reset: torch.Tensor | None) -> dict | None:
     """The LSTM state a step starts from: `state` (layer -> (h, c), each [1, B, H]) with the lanes
-    where `reset` [B] is 1 set to zeros; None (zeros) when there is no state or nothing carried."""
-    if state is None or reset is None:
+    where `reset` [B] is 1 set to zeros; None (zeros) when there is no state or nothing carried, or
+    when the lanes changed (a new block: every lane starts a piece there)."""
+    if not state or reset is None or next(iter(state.values()))[0].shape[1] != len(reset):
         return None
     keep = (1.0 - reset)[None, :, None]
     return {layer: (h * keep.to(h.dtype), c * keep.to(c.dtype)) for layer, (h, c) in state.items()}

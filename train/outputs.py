@@ -111,8 +111,8 @@ def checkpoints_present(folder: str | Path, keys: list[str], kind: str = "best")
     the folder is missing, not a folder, or holds none of them (checked without torch, at once)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise KellyError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} "
-                         f"(give the checkpoints/ folder that `kelly train` wrote)")
+        raise KellyError(f"{folder}: no {kind} checkpoints ({'not a folder' if folder.exists() else 'no such folder'}; "
+                         "give the checkpoints/ folder that `kelly train` wrote)")
     found = {key: path for key in keys if (path := existing_checkpoint(folder, key, kind)) is not None}
     if not found:
         raise KellyError(f"{folder}: no {kind} checkpoints (expected e.g. {checkpoint_name(keys[0], kind)})")
