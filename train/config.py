@@ -60,7 +60,7 @@ class NetworkConfig:
     memory_budget_mb: float = 2048.0     # a network's cache rows above this are streamed block by block
     carry_state: bool = True             # LSTM networks: the state runs on from chunk to chunk within a piece
     mixed_precision: str = "auto"        # auto | off | bf16 | fp16 (autocast on CUDA; auto is off on the CPU)
-    threads: int = 1                     # torch's CPU threads per process (1: no collapse on a shared machine)
+    threads: int = 1                     # torch's CPU threads per process (why 1: the note on threads below)
 
     def validate(self, where: str = "training settings") -> None:
         checks = [
@@ -85,6 +85,10 @@ class NetworkConfig:
                 raise KellyError(f"{where}: {message}")
 
 
+#: threads: why one by default: these networks are small, and when other work shares the cores, torch's
+#: intra-op threads wait for each other's core. Measured (bench/train_throughput.py, DynamicsEngine at
+#: batch 256 on 2 cores with a load average near 10): 1 thread 13.8k rows/s, 2 threads 0.49k rows/s.
+#: On a machine of one's own, --threads N (N up to the physical cores) can be faster for large batches.
 #: per-network defaults over NetworkConfig's: batch size and learning rate chosen together, by the
 #: held-out loss reached per CPU-second (bench/batch_quality.py on the sample cache: each of these
 #: reached a lower validation loss than batch 64 at lr 1e-3 within the same CPU time while the
