@@ -1,14 +1,20 @@
-"""Trainer throughput against a bare PyTorch loop, and the time from `kelly train` to its first batch.
+"""Trainer throughput against a bare PyTorch loop, projected to full-scale epochs, for 1 and N threads;
+and the time from `kelly train` to its first batch.
 
-    python bench/train_throughput.py --cache-dir cache [--device cpu] [--epochs 3] [--batch-size 64]
+    python bench/train_throughput.py --cache-dir cache [--threads 1 2] [--load 2] [--pairs 3]
 
-Part 1, for each of the five networks, on the same tensors already in memory and the same batch
-size (the cache's rows, repeated until an epoch holds --min-epoch-samples samples): samples per
-second of `train.loop.train_network` (its training batches: forward, loss, backward, clipping,
-Adam, running loss and metric, NaN checks; progress bars off) and of a bare loop doing the same math
-(forward, loss, backward, clipping, Adam; nothing else). The ratio trainer / bare should be >= 0.85.
-Each side gets one untimed warm-up epoch, then both are timed over the same number of epochs
-(at least --min-samples samples), alternately, --repeats times; each side's best run counts.
+Part 1, for each of the five networks at its default batch size (train.config.resolve, e.g.
+NETWORK_DEFAULTS; --batch-size overrides it), on the same tensors already in memory (the cache's
+rows, repeated until an epoch holds --min-epoch-samples samples): rows per CPU-second
+(time.process_time of this process, so that a loaded machine still gives a usable ratio) and per
+wall-second of `train.loop.train_network`'s training batches (forward, loss, backward, clipping,
+Adam, running loss and metric, NaN checks, the carried LSTM state; progress bars off) and of a bare
+loop doing the same math (forward, loss, backward, clipping, Adam; nothing else). Trainer and bare
+run alternately, --pairs times; the ratio printed is the median of the pairs' ratios (target
+>= 0.95). The projected full-scale epoch is FULL_SCALE_ROWS / (trainer rows per CPU-second) on one
+core. Rows are windows: an LSTM sequence counts its real steps.
+With --load K, K busy processes spin beside the measurement (a shared machine), for comparing
+1 against 2 threads quiet and loaded.
 
 Part 2: `kelly train --max-steps 1` is launched as a subprocess on the cache; the trainer prints
 when its first optimizer step finished, counted from its process start (target: < 3 s).
@@ -35,34 +41,46 @@ from preprocess.features import spec  # noqa: E402
 from train import data as train_data  # noqa: E402
 from train.config import NETWORK_NAMES, NetworkConfig  # noqa: E402
 from train.loop import resolve_device, train_network  # noqa: E402
-from train.metrics import batch_loss  # noqa: E402
 from train.models import build  # noqa: E402
 
 
-def bare_loop(key: str, samples: train_data.Samples, batch_size: int, epochs: int, device, grad_clip: float,
-              seed: int = 0) -> tuple[int, float]:
-    """(samples trained, seconds) of the plainest loop doing the same math over the same tensors:
-    forward, loss, backward, gradient clipping (as configured), Adam; no metric, checks or progress."""
+#: training rows (windows) per epoch at the datasets' full size (Lakh 176,581 files, MAESTRO ~200 h,
+#: Groove ~13.6 h, DEAM 1,802 x 45 s), as bench/scale.py projects them from its Lakh-like files and
+#: the sample data per second of music (measured on cf70fab, the training split)
+FULL_SCALE_ROWS = {"emotion": 114_500, "melody": 28_800_000, "harmony": 15_200_000, "dynamics": 216_000,
+                   "groove": 18_400}
+
+
+def bare_loop(key: str, samples: train_data.Samples, config: NetworkConfig, epochs: int, device,
+              seed: int = 0) -> tuple[int, float, float]:
+    """(rows trained, CPU seconds, wall seconds) of the plainest loop doing the same math over the
+    same tensors: forward, loss, backward, gradient clipping (as configured), Adam; for the LSTM
+    networks with the state carried as configured; no metric, checks or progress."""
+    from train.loop import carried, detached
+    from train.metrics import loss_sum
+
     torch.manual_seed(seed)
     model = build(key).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
+    carry = config.carry_state and samples.index is not None
     seen, started = 0, None
     for epoch in range(epochs + 1):                        # epoch 0 warms up, untimed
         if epoch == 1:
             _sync(device)
-            started = time.perf_counter()
-        for positions in train_data.batch_order(len(samples), batch_size, generator):
-            x, y, mask = samples.batch(positions.to(device))
-            loss, _ = batch_loss(key, model, x, y, mask)
+            started = time.process_time(), time.perf_counter()
+        state = None
+        for x, y, mask, reset, count in samples.steps(config.batch_size, generator, carry_state=carry):
+            total, _, state = loss_sum(key, model, x, y, mask, carried(state, reset))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            (total / count).backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            seen += len(positions) if epoch else 0
+            state = detached(state) if carry else None
+            seen += int(count) if epoch else 0
     _sync(device)
-    return seen, time.perf_counter() - started
+    return seen, time.process_time() - started[0], time.perf_counter() - started[1]
 
 
 def tiled_data(cache_dir: Path, key: str, sequence_length: int, min_epoch_samples: int) -> train_data.NetworkData:
@@ -87,11 +105,18 @@ def tiled_data(cache_dir: Path, key: str, sequence_length: int, min_epoch_sample
     return train_data.from_rows(tiled, key, sequence_length=sequence_length)
 
 
-def trainer(key: str, data: train_data.NetworkData, config: NetworkConfig, output: Path) -> tuple[int, float]:
-    """(samples, seconds) of train_network's training batches, after a one-epoch warm-up run."""
+def trainer(key: str, data: train_data.NetworkData, config: NetworkConfig, output: Path) -> tuple[int, float, float]:
+    """(rows, CPU seconds, wall seconds) of train_network's training batches, after a one-epoch warm-up run."""
     train_network(key, data, replace(config, epochs=1), output=output / "warmup", progress=False, write_history=False)
     result = train_network(key, data, config, output=output / "timed", progress=False, write_history=False)
-    return result.samples, result.train_seconds
+    return data.counts["train_windows"] * len(result.history), result.train_cpu_seconds, result.train_seconds
+
+
+def busy(seconds: float) -> None:
+    """Spin one core (the load of another user's job)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def first_batch_seconds(cache_dir: Path, device: str) -> tuple[float | None, float, str]:
@@ -115,45 +140,67 @@ def _sync(device) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+    import statistics
+
+    from train.config import resolve
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=REPO / "cache")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--epochs", type=int, default=3, help="least timed epochs per side (default: 3)")
+    parser.add_argument("--epochs", type=int, default=2, help="least timed epochs per side (default: 2)")
     parser.add_argument("--min-samples", type=int, default=20_000,
                         help="more epochs until each timed run sees this many samples (default: 20000)")
     parser.add_argument("--min-epoch-samples", type=int, default=5_000,
                         help="repeat the cache's rows until an epoch has this many samples (default: 5000)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side, the best counts (default: 3)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=3, help="trainer/bare pairs, the median ratio counts (default: 3)")
+    parser.add_argument("--batch-size", type=int, help="instead of each network's default")
     parser.add_argument("--models", nargs="+", default=list(spec.NETWORKS))
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads to measure (default: 1 2)")
+    parser.add_argument("--load", type=int, default=0, help="busy processes beside the measurement (default: 0)")
     parser.add_argument("--skip-first-batch", action="store_true")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    config = NetworkConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device.type),
-                           early_stopping_patience=0)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"best of {args.repeats} runs per side, cache {args.cache_dir}")
-    print(f"{'network':<18} {'samples/epoch':>13} {'epochs':>7} {'trainer/s':>11} {'bare/s':>11} {'ratio':>7}")
+    spinners = [multiprocessing.Process(target=busy, args=(24 * 3600,), daemon=True) for _ in range(args.load)]
+    for spinner in spinners:
+        spinner.start()
+    print(f"device {device}, {args.pairs} trainer/bare pairs, cache {args.cache_dir}, {args.load} busy processes, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'network':<18} {'threads':>7} {'batch':>6} {'rows/epoch':>10} {'trainer rows/CPU-s':>19} "
+          f"{'trainer rows/s':>15} {'bare rows/CPU-s':>16} {'ratio':>6} {'full-scale rows':>16} {'epoch, 1 core':>14}")
     ratios = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for key in args.models:
-            data = tiled_data(args.cache_dir, key, config.sequence_length, args.min_epoch_samples)
-            samples = next(data.blocks(train_data.TRAIN, device))
-            epochs = max(args.epochs, math.ceil(args.min_samples / len(samples)))
-            timed = replace(config, epochs=epochs)
-            best_trainer = best_bare = 0.0
-            for repeat in range(args.repeats):            # alternate the two; keep each one's best
-                n, t = trainer(key, data, timed, Path(tmp) / f"{key}-{repeat}")
-                best_trainer = max(best_trainer, n / t)
-                n, t = bare_loop(key, samples, args.batch_size, epochs, device, config.grad_clip)
-                best_bare = max(best_bare, n / t)
-            ratios[key] = best_trainer / best_bare
-            print(f"{NETWORK_NAMES[key]:<18} {len(samples):>13} {epochs:>7} {best_trainer:>11.0f} "
-                  f"{best_bare:>11.0f} {ratios[key]:>7.2f}", flush=True)
-    print(f"lowest ratio {min(ratios.values()):.2f} (target >= 0.85)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for key in args.models:
+                overrides = {"device": str(device.type), "early_stopping_patience": 0}
+                if args.batch_size:
+                    overrides["batch_size"] = args.batch_size
+                base = resolve(key, None, overrides)
+                data = tiled_data(args.cache_dir, key, base.sequence_length, args.min_epoch_samples)
+                samples = next(data.blocks(train_data.TRAIN, device))
+                epochs = max(args.epochs, math.ceil(args.min_samples / data.counts["train_windows"]))
+                for threads in args.threads:
+                    config = replace(base, epochs=epochs, threads=threads)
+                    torch.set_num_threads(threads)
+                    pairs, cpu_rates, wall_rates = [], [], []
+                    for pair in range(args.pairs):
+                        n, cpu, wall = trainer(key, data, config, Path(tmp) / f"{key}-{threads}-{pair}")
+                        torch.set_num_threads(threads)
+                        m, bare_cpu, _ = bare_loop(key, samples, config, epochs, device)
+                        pairs.append((n / cpu) / (m / bare_cpu))
+                        cpu_rates.append(n / cpu)
+                        wall_rates.append(n / wall)
+                    ratio = statistics.median(pairs)
+                    ratios[key, threads] = ratio
+                    rate = statistics.median(cpu_rates)
+                    full = FULL_SCALE_ROWS[key]
+                    print(f"{NETWORK_NAMES[key]:<18} {threads:>7} {config.batch_size:>6} "
+                          f"{data.counts['train_windows']:>10} {rate:>19.0f} {statistics.median(wall_rates):>15.0f} "
+                          f"{rate / ratio:>16.0f} {ratio:>6.2f} {full:>16,} {_duration(full / rate):>14}", flush=True)
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
+    print(f"lowest trainer/bare ratio {min(ratios.values()):.2f} (target >= 0.95)")
     if not args.skip_first_batch:
         first, wall, text = first_batch_seconds(args.cache_dir, args.device)
         if first is None:
@@ -162,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"`kelly train`: first batch {first:.2f} s after the process started (target < 3 s); "
               f"whole command with one step and its checkpoint {wall:.2f} s")
     return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 if __name__ == "__main__":

@@ -406,7 +406,7 @@ def test_config_file_precedence_and_network_names(tmp_path):
     emotion = resolve("emotion", config, {"epochs": 5})
     assert (emotion.epochs, emotion.learning_rate, emotion.batch_size, emotion.validation_split) == (5, 0.0005, 32, 0.1)
     assert resolve("groove", config, {}).batch_size == 8
-    assert resolve("harmony", None, {}) == NetworkConfig()
+    assert resolve("emotion", None, {}) == NetworkConfig()
     assert [network_key(n) for n in ("melody", "MelodyTransformer", "melody_transformer")] == ["melody"] * 3
 
 

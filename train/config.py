@@ -11,6 +11,11 @@ The config file has the older guides' structure::
       "datasets": {"deam": "datasets/deam", "maestro": "datasets/maestro", ...}
     }
 
+Batch size and learning rate have per-network defaults (`NETWORK_DEFAULTS`, below the general
+defaults and above everything else): the dense networks train at large batches with the learning
+rate scaled up with the batch, which the held-out loss per wall-second measured here favours
+(bench/train_throughput.py, bench/batch_quality.py).
+
 Networks are named by cache key ("emotion"), class name ("EmotionRecognizer") or its snake case
 ("emotion_recognizer"). An unknown key or a value of the wrong type is a KellyError naming the
 file and the key.
@@ -33,6 +38,8 @@ NETWORK_NAMES = {key: network.class_name for key, network in NETWORKS.items()}
 TRAINED_NAMES = {key: network.class_name for key, network in TRAINED_NETWORKS.items()}
 LR_SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: auto: bf16 on a CUDA device that supports it, else fp16 with a gradient scaler; off elsewhere
+MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass
@@ -54,6 +61,9 @@ class NetworkConfig:
     seed: int = 0
     device: str = "auto"
     memory_budget_mb: float = 2048.0     # a network's cache rows above this are streamed block by block
+    carry_state: bool = True             # LSTM networks: the state runs on from chunk to chunk within a piece
+    mixed_precision: str = "auto"        # auto | off | bf16 | fp16 (autocast on CUDA; auto is off on the CPU)
+    threads: int = 1                     # torch's CPU threads per process (why 1: the note on threads below)
 
     def validate(self, where: str = "training settings") -> None:
         checks = [
@@ -70,11 +80,32 @@ class NetworkConfig:
             (self.sequence_length >= 1, "sequence_length must be >= 1"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
             (self.memory_budget_mb > 0, "memory_budget_mb must be > 0"),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}"),
+            (self.threads >= 1, "threads must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise KellyError(f"{where}: {message}")
 
+
+#: threads: why one by default: these networks are small, and when other work shares the cores, torch's
+#: intra-op threads wait for each other's core. Measured (bench/train_throughput.py, DynamicsEngine at
+#: batch 256 on 2 cores with a load average near 10): 1 thread 13.8k rows/s, 2 threads 0.49k rows/s.
+#: On a machine of one's own, --threads N (N up to the physical cores) can be faster for large batches.
+#: per-network defaults over NetworkConfig's: batch size and learning rate chosen together, by the
+#: held-out loss reached per CPU-second (bench/batch_quality.py on the sample cache: each of these
+#: reached a lower validation loss than batch 64 at lr 1e-3 within the same CPU time while the
+#: rows were still fresh, with full-scale epochs 3x or more faster: bench/train_throughput.py).
+#: The LSTM networks keep 64: on the CPU their speed is flat in the batch size.
+NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "harmony": {"batch_size": 1024, "learning_rate": 8e-3},
+    "dynamics": {"batch_size": 256, "learning_rate": 2e-3},
+    "groove": {"batch_size": 1024, "learning_rate": 4e-3},
+    # the labeller trains on ~600 whole clips (one sample each), not on windows by the thousand
+    # (train.labeller_fit's settings)
+    "labeller": {"epochs": 40, "batch_size": 32, "learning_rate": 3e-3, "weight_decay": 1e-4,
+                 "early_stopping_patience": 8},
+}
 
 TRAINING_KEYS = {f.name: f.type for f in dataclasses.fields(NetworkConfig)}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -176,14 +207,6 @@ def _section(raw: dict, name: str, path: Path) -> dict:
     if not isinstance(value, dict):
         raise KellyError(f"{path}: key {name!r} must be an object, got {type(value).__name__}")
     return value
-
-
-#: a network's own defaults, where they differ from NetworkConfig's: the labeller trains on ~600
-#: whole clips (one sample each), not on windows by the thousand (train.labeller_fit's settings)
-NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "labeller": {"epochs": 40, "batch_size": 32, "learning_rate": 3e-3, "weight_decay": 1e-4,
-                 "early_stopping_patience": 8},
-}
 
 
 def resolve(key: str, file_config: FileConfig | None, overrides: dict[str, Any]) -> NetworkConfig:

@@ -105,6 +105,14 @@ class NetworkData:
         for samples in self.blocks(split, device):
             yield from samples.batches(batch_size, generator)
 
+    def steps(self, split: int, device, batch_size: int, generator: torch.Generator | None = None, *,
+              carry_state: bool = False, rank: int = 0, world: int = 1):
+        """This rank's `train.samples.Step`s over every block of one split: mini-batches (shuffled with
+        `generator`), or for sequences with `carry_state` lanes that walk whole pieces in order."""
+        carry = carry_state and self.sequence_length is not None
+        for samples in self.blocks(split, device):
+            yield from samples.steps(batch_size, generator, carry_state=carry, rank=rank, world=world)
+
     def rows(self, split: int) -> Rows:
         """All rows of one split in memory (evaluation; streamed caches are read block by block)."""
         parts = [rows.split_rows(split) for rows in self.read_blocks()]

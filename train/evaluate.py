@@ -5,7 +5,9 @@ The held-out split is the cache's test split when the network has test rows, els
 predicts the training mean for every row (harmony: the training class prior).
 
 The two LSTM networks are run as the plugin runs them: ONE time step per call with the state
-carried over, from a zero state at the start of each item (`predict_stepwise`).
+carried over, from a zero state at the start of each item (`predict_stepwise`): the metrics are
+stateful over whole pieces. Beside them ("reset_per_chunk"), the same metrics with the state reset
+to zeros every RESET_EVERY windows, as networks trained on chunks from a zero state saw their input.
 
 Metrics per network:
   emotion   mse, mae, cosine (mean per row), correlation (Pearson per dimension, averaged) on the
@@ -36,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import KellyError
 from preprocess.features import spec
 from train import metrics
 from train.data import SPLIT_NAMES, TEST, TRAIN, VALIDATION, NetworkData, Rows
@@ -51,6 +52,8 @@ PRIMARY = {
     "dynamics": ("mse", "min"),
     "groove": ("mse", "min"),
 }
+#: windows between state resets in the reset-per-chunk metrics of the LSTM networks
+RESET_EVERY = 16
 STEP_BATCH_ITEMS = 256          # items stepped side by side (each row of the batch is its own item)
 DENSE_BATCH_ROWS = 8192
 
@@ -96,9 +99,24 @@ def predict_dense(model: KellyNetwork, inputs: np.ndarray, device="cpu") -> np.n
     return np.concatenate(parts) if parts else np.zeros((0, model.output_size), np.float32)
 
 
-def predict(model: KellyNetwork, rows: Rows, device="cpu") -> np.ndarray:
+def chunk_ids(item: np.ndarray, window: np.ndarray, every: int) -> np.ndarray:
+    """int64 [N]: an id per run of `every` consecutive windows (in window order) of one item, for
+    stepping with the state reset at each chunk (`predict_stepwise` resets at each new id)."""
+    order = np.lexsort((window, item))
+    it = item[order]
+    new_item = np.r_[True, it[1:] != it[:-1]]
+    position = np.arange(len(order)) - np.flatnonzero(new_item)[np.cumsum(new_item) - 1]
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(new_item | (position % every == 0)) - 1
+    return ids
+
+
+def predict(model: KellyNetwork, rows: Rows, device="cpu", reset_every: int | None = None) -> np.ndarray:
+    """Outputs [N, Dout] of `model` on `rows`; LSTM networks stepped over whole items, or with the
+    state reset every `reset_every` windows."""
     if model.is_recurrent:
-        return predict_stepwise(model, rows.inputs, rows.item, rows.window, device)
+        item = rows.item if reset_every is None else chunk_ids(rows.item, rows.window, reset_every)
+        return predict_stepwise(model, rows.inputs, item, rows.window, device)
     return predict_dense(model, rows.inputs, device)
 
 
@@ -151,6 +169,11 @@ def evaluate_network(model: KellyNetwork, data: NetworkData, device="cpu", *,
         "stepwise": model.is_recurrent, "primary": primary, "beats_baseline": bool(beats),
         "metrics": result, "baseline": base,
     }
+    if model.is_recurrent:
+        chunked = network_metrics(model.key, predict(model, rows, device, RESET_EVERY), rows)
+        report["reset_per_chunk"] = {"reset_every": RESET_EVERY, "metrics": chunked}
+        report["whole_piece_beats_chunks"] = bool(result[primary] < chunked[primary] if better == "min"
+                                                  else result[primary] > chunked[primary])
     if model.key == "emotion" and plots_dir is not None:
         from preprocess.features.embedding import decode
         from train.response import plot_emotion_scatter
@@ -184,15 +207,12 @@ def evaluate(checkpoint_dir: str | Path, cache_dir: str | Path, *, models: list[
     from train import data as train_data
     from train.checkpoints import load_network
     from train.loop import resolve_device
-    from train.outputs import checkpoint_name, existing_checkpoint
+    from train.outputs import checkpoints_present
 
     checkpoint_dir, cache_dir = Path(checkpoint_dir), Path(cache_dir)
     keys = models or list(spec.NETWORKS)
-    found = {k: path for k in keys if (path := existing_checkpoint(checkpoint_dir, k, kind)) is not None}
-    if models is None and (path := existing_checkpoint(checkpoint_dir, spec.LABELLER_KEY, kind)) is not None:
-        found[spec.LABELLER_KEY] = path         # the labeller, when trained, with the five
-    if not found:
-        raise KellyError(f"{checkpoint_dir}: no {kind} checkpoints (expected e.g. {checkpoint_name(keys[0], kind)})")
+    # the labeller, when trained, is evaluated with the five
+    found = checkpoints_present(checkpoint_dir, keys if models else keys + [spec.LABELLER_KEY], kind)
     torch_device = resolve_device(device)
     report = {"cache_dir": str(cache_dir), "cache_identity": reader.cache_identity(cache_dir),
               "checkpoint_dir": str(checkpoint_dir), "networks": {},
@@ -247,6 +267,11 @@ def format_table(report: dict) -> str:
             base = _fmt(result["baseline"].get(name))
             lines.append(f"{label:<18} {split:<10} {name:<16} {_fmt(value):>10} {base:>10}{mark}")
             first = False
+        if "reset_per_chunk" in result:
+            chunked = result["reset_per_chunk"]
+            verdict = ("better" if result["whole_piece_beats_chunks"] else "NOT better") + " over whole pieces"
+            lines.append(f"{'':<18} {'':<10} {result['primary']:<16} {_fmt(chunked['metrics'][result['primary']]):>10} "
+                         f"{'':>10}  <- state reset every {chunked['reset_every']} windows ({verdict})")
     for key in report.get("missing", []):
         lines.append(f"{key:<18} no checkpoint")
     lines.extend(report.get("notes", []))

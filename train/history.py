@@ -26,14 +26,15 @@ def _finite_or_none(value):
 
 
 def write_history(output: str | Path, key: str, rows: list[dict], *, network_name: str, loss: str,
-                  metric: str, baseline: dict | None = None) -> tuple[Path, Path]:
-    """Write the JSON and CSV history (atomically, so a reader never sees half a file)."""
+                  metric: str, baseline: dict | None = None, settings: dict | None = None) -> tuple[Path, Path]:
+    """Write the JSON and CSV history (atomically, so a reader never sees half a file). The JSON
+    also holds `settings`: the training settings the run used (batch size, learning rate, ...)."""
     import pandas as pd
 
     json_path, csv_path = history_paths(output, key)
     rows = [{c: _finite_or_none(row[c]) for c in COLUMNS} for row in rows]
     document = {"network": key, "network_name": network_name, "loss": loss, "metric": metric,
-                "baseline": baseline, "columns": list(COLUMNS), "epochs": rows}
+                "baseline": baseline, "settings": settings, "columns": list(COLUMNS), "epochs": rows}
     write_text(json_path, json.dumps(document, indent=1))
     write_text(csv_path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False, float_format=None))
     return json_path, csv_path

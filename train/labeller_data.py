@@ -120,6 +120,16 @@ class LabellerData:
         for start in range(0, len(views), batch_size):
             yield self._batch(views[start:start + batch_size], np.asarray(signs[start:start + batch_size]), device)
 
+    def steps(self, split: int, device, batch_size: int, generator: torch.Generator | None = None, *,
+              carry_state: bool = False, rank: int = 0, world: int = 1):
+        """`batches` as the training loop steps them, (frames, signs, mask, reset, count): no state is
+        carried from batch to batch (each clip is labelled on its own) and the count is the batch's
+        clips, which the loss is the mean over. One process only."""
+        if world != 1:
+            raise ValueError("the labeller trains in one process")
+        for frames, signs, mask in self.batches(split, device, batch_size, generator):
+            yield frames, signs, mask, None, float(len(frames))
+
     @staticmethod
     def _batch(views: list[np.ndarray], signs: np.ndarray, device):
         frames, lengths = pad_batch(views)

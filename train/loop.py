@@ -1,6 +1,14 @@
 """The training loop for one network: Adam, clipped gradients, an optional LR schedule, early
 stopping, a checkpoint per epoch, exact resume. `train_network` reads top to bottom.
 
+The LSTM networks train with their state carried from chunk to chunk within a piece (truncated
+back-propagation through time, `NetworkConfig.carry_state`; lanes: `train.samples`), detached at
+each chunk's edge, and validate the same way: over whole pieces, as the plugin runs them. Each
+step's loss is the batch's sum over its real samples or steps divided by their count over every
+rank (`Step.count`), times the number of ranks, whose gradients DistributedDataParallel averages
+(`train.distributed`); alone, that is the batch mean. Mixed precision: `train.precision`.
+torch runs `NetworkConfig.threads` CPU threads.
+
 Exact resume: weights are initialised from `torch.manual_seed(seed)`; batches are drawn from a
 dedicated `torch.Generator` seeded with `seed`; every random state, the optimizer, the scheduler
 and the early-stopping counters are in each checkpoint. A run resumed from `<classname>_latest.pt`
@@ -16,6 +24,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,9 +36,11 @@ from preprocess.features.spec import FEATURE_VERSION
 from train import checkpoints
 from train.config import NetworkConfig
 from train.data import TRAIN, VALIDATION, NetworkData
+from train.distributed import World, all_sum, lost_peer, wrap
 from train.early_stopping import EarlyStopping
-from train.metrics import LOSS, METRIC, MetricSum, add_constant, batch_loss, constant_loss
+from train.metrics import LOSS, METRIC, MetricSum, add_constant, constant_loss, loss_sum
 from train.models import KellyNetwork, build
+from train.precision import Precision, allow_tf32
 
 CHECK_EVERY = 16            # batches between checks of the running loss for NaN/Inf
 VALIDATION_ROWS = 8192      # rows per validation batch
@@ -55,6 +66,7 @@ class NetworkResult:
     steps: int = 0
     samples: int = 0               # training samples seen in this call
     train_seconds: float = 0.0     # time spent in training batches (no validation, checkpoints, history)
+    train_cpu_seconds: float = 0.0   # this process's CPU time in the same (time.process_time)
     first_batch_at: float | None = None   # time.time() when the first optimizer step finished
     model: KellyNetwork | None = field(default=None, repr=False)
 
@@ -62,47 +74,61 @@ class NetworkResult:
 def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output: str | Path = ".",
                   resume: bool = False, cache_identity: str = "", write_history: bool = True,
                   progress: bool = True, max_steps: int | None = None,
-                  on_epoch_end: Callable[[dict], None] | None = None) -> NetworkResult:
-    """Train network `key` on `data` with `config`; checkpoints and history go under `output`."""
-    started, device = time.perf_counter(), resolve_device(config.device)
-    run = TrainingRun(key, data, config, Path(output), device, cache_identity)
+                  on_epoch_end: Callable[[dict], None] | None = None, world: World | None = None) -> NetworkResult:
+    """Train network `key` on `data` with `config`; checkpoints and history go under `output`
+    (by rank 0 alone when `world` holds several processes)."""
+    started, device, world = time.perf_counter(), resolve_device(config.device), world or World()
+    torch.set_num_threads(config.threads)
+    allow_tf32(device)
+    check_world(key, data, config, world)
+    run = TrainingRun(key, data, config, Path(output), device, cache_identity, world)
     if resume:
         run.restore(checkpoints.checkpoint_path(output, key, "latest"))
     model, optimizer, stopper, metric_name = run.model, run.optimizer, run.stopper, METRIC[key][0]
-    after_step = getattr(model, "after_step", None)
+    network, precision, carry = run.network, run.precision, config.carry_state and data.sequence_length is not None
+    write_history, progress = write_history and world.is_main, progress and world.is_main
+    after_step = getattr(model, "after_step", None)     # the labeller's weight average
     steps = samples = 0
-    first_batch_at, train_seconds = None, 0.0
+    first_batch_at, train_seconds, train_cpu_seconds = None, 0.0, 0.0
     for epoch in range(run.epoch + 1, config.epochs + 1):
         if stopper.should_stop or (max_steps is not None and steps >= max_steps):
             break
-        epoch_started = time.perf_counter()
+        epoch_started, epoch_cpu = time.perf_counter(), time.process_time()
         model.train()
-        loss_sum, batches, metric = torch.zeros((), device=device), 0, MetricSum(key)
+        loss_total, batches, metric = torch.zeros((), device=device), 0, MetricSum(key)
         bar = progress_bar(model.name, epoch, config.epochs, data.counts["train"], progress)
-        for x, y, mask in data.batches(TRAIN, device, config.batch_size, run.shuffle):
-            loss, out = batch_loss(key, model, x, y, mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if after_step is not None:
-                after_step()                # the labeller's weight average (train.labeller_network)
-            loss_sum += loss.detach()
-            metric.add(out.detach(), y, mask)
-            batches, steps, samples = batches + 1, steps + 1, samples + len(x)
-            first_batch_at = first_batch_at or time.time()
-            if batches % CHECK_EVERY == 0:
-                run.check_finite(loss_sum.item(), epoch, batches)
-                bar.set_postfix(loss=f"{loss_sum.item() / batches:.4g}", refresh=False)
-            bar.update(len(x))
-            if max_steps is not None and steps >= max_steps:
-                break
-        bar.close()
-        train_loss = loss_sum.item() / max(batches, 1)
+        state = None
+        with run.faults(epoch):
+            for x, y, mask, reset, count in data.steps(TRAIN, device, config.batch_size, run.shuffle,
+                                                       carry_state=carry, rank=world.rank, world=world.size):
+                with precision.autocast():
+                    total, out, state = loss_sum(key, network, x, y, mask, carried(state, reset))
+                loss = total * (world.size / count)
+                optimizer.zero_grad(set_to_none=True)
+                precision.backward(loss)
+                if config.grad_clip > 0:
+                    precision.unscale(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                precision.step(optimizer)
+                if after_step is not None:
+                    after_step()
+                state = detached(state) if carry else None
+                loss_total += total.detach() / count
+                metric.add(out.detach().float(), y, mask)
+                batches, steps, samples = batches + 1, steps + 1, samples + len(x)
+                first_batch_at = first_batch_at or time.time()
+                if batches % CHECK_EVERY == 0:
+                    run.check_finite(loss_total.item(), epoch, batches)
+                    bar.set_postfix(loss=f"{loss_total.item() * world.size / batches:.4g}", refresh=False)
+                bar.update(len(x) * world.size)
+                if max_steps is not None and steps >= max_steps:
+                    break
+            bar.close()
+            train_loss = all_sum(loss_total.item(), world, device) / max(batches, 1)
         train_seconds += time.perf_counter() - epoch_started
+        train_cpu_seconds += time.process_time() - epoch_cpu
         run.check_finite(train_loss, epoch, batches)
-        val_loss, val_metric = validate(key, model, data, device)
+        val_loss, val_metric = validate(key, model, data, device, carry_state=carry)
         run.check_finite(val_loss, epoch, batches, "validation")
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "train_metric": metric.value(),
                "val_metric": val_metric, "lr": optimizer.param_groups[0]["lr"],
@@ -111,9 +137,10 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
         run.step_scheduler(val_loss)
         improved = stopper.update(val_loss, epoch, model)
         run.epoch = epoch
-        run.save("latest")
-        if improved:
-            run.save("best")
+        if world.is_main:
+            run.save("latest")
+            if improved:
+                run.save("best")
         if write_history:
             run.write_history()
         if progress:
@@ -128,15 +155,44 @@ def train_network(key: str, data: NetworkData, config: NetworkConfig, *, output:
         best_val_metric=best.get("val_metric", math.nan), metric=metric_name, baseline=run.baseline,
         epochs_run=len(run.history) - run.resumed_epochs, seconds=time.perf_counter() - started,
         stopped_early=stopper.should_stop, history=list(run.history), steps=steps, samples=samples,
-        train_seconds=train_seconds, first_batch_at=first_batch_at, model=model)
+        train_seconds=train_seconds, train_cpu_seconds=train_cpu_seconds, first_batch_at=first_batch_at, model=model)
+
+
+def carried(state: dict | None, reset: torch.Tensor | None) -> dict | None:
+    """The LSTM state a step starts from: `state` (layer -> (h, c), each [1, B, H]) with the lanes
+    where `reset` [B] is 1 set to zeros; None (zeros) when there is no state or nothing carried, or
+    when the lanes changed (a new block: every lane starts a piece there)."""
+    if not state or reset is None or next(iter(state.values()))[0].shape[1] != len(reset):
+        return None
+    keep = (1.0 - reset)[None, :, None]
+    return {layer: (h * keep.to(h.dtype), c * keep.to(c.dtype)) for layer, (h, c) in state.items()}
+
+
+def detached(state: dict) -> dict:
+    """The state cut from the graph of the chunk that made it (truncated back-propagation)."""
+    return {layer: (h.detach(), c.detach()) for layer, (h, c) in state.items()}
+
+
+def check_world(key: str, data: NetworkData, config: NetworkConfig, world: World) -> None:
+    """Several processes need at least one training sample and one batch row each."""
+    if world.size == 1:
+        return
+    unit = "sequences" if data.sequence_length else "samples"
+    if data.counts["train"] < world.size:
+        raise KellyError(f"{key}: {world.size} processes but only {data.counts['train']} training {unit}; "
+                         f"use at most {data.counts['train']} processes")
+    if config.batch_size < world.size:
+        raise KellyError(f"{key}: --batch-size {config.batch_size} is smaller than the {world.size} processes "
+                         "sharing each batch")
 
 
 class TrainingRun:
     """The state `train_network` carries from epoch to epoch, and how it is saved and restored."""
 
     def __init__(self, key: str, data: NetworkData, config: NetworkConfig, output: Path, device: torch.device,
-                 cache_identity: str):
+                 cache_identity: str, world: World | None = None):
         self.key, self.data, self.config, self.output, self.cache_identity = key, data, config, output, cache_identity
+        self.device, self.world = device, world or World()
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         random.seed(config.seed)
@@ -144,6 +200,8 @@ class TrainingRun:
         self.model.set_input_normalisation(data.input_mean, data.input_std)
         self.model.init_output_prior(data.target_mean)
         self.model.to(device)
+        self.precision = Precision(config.mixed_precision, device)
+        self.network = wrap(self.model, self.world, device)          # what the training steps call
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, config)
@@ -172,6 +230,7 @@ class TrainingRun:
         if self.stopper.restore_best_weights and state["early_stopping"]["best_epoch"]:
             best_weights = checkpoints.load_checkpoint(best_path)["model_state"]
         self.stopper.load_state_dict(state["early_stopping"], best_weights)
+        self.precision.load_state_dict(state.get("grad_scaler_state"))
         checkpoints.restore_rng_state(state["rng_state"], self.shuffle)
         self.history = list(state["history"])
         self.epoch = self.resumed_epochs = int(state["epoch"])
@@ -192,6 +251,7 @@ class TrainingRun:
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch, "history": list(self.history),
             "rng_state": checkpoints.rng_state(self.shuffle),
+            "grad_scaler_state": self.precision.state_dict(), "processes": self.world.size,
             "early_stopping": self.stopper.state_dict(),
             "feature_version": FEATURE_VERSION, "cache_identity": self.cache_identity,
             "config": asdict(self.config), "best_val_loss": best,
@@ -207,7 +267,30 @@ class TrainingRun:
         from train.history import write_history
 
         write_history(self.output, self.key, self.history, network_name=self.model.name, loss=LOSS[self.key],
-                      metric=METRIC[self.key][0], baseline=self.baseline)
+                      metric=METRIC[self.key][0], baseline=self.baseline,
+                      settings=dict(asdict(self.config), processes=self.world.size, precision=self.precision.name))
+
+    @contextmanager
+    def faults(self, epoch: int):
+        """Training steps' failures as one line: a batch that does not fit in memory, a lost peer."""
+        try:
+            yield
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise self.out_of_memory(epoch, exc) from None
+        except RuntimeError as exc:
+            text = str(exc).lower()
+            if any(sign in text for sign in ("out of memory", "can't allocate", "not enough memory")):
+                raise self.out_of_memory(epoch, exc) from None
+            if self.world.size > 1:
+                raise lost_peer(exc, self.world, self.model.name) from None
+            raise
+
+    def out_of_memory(self, epoch: int, exc: BaseException) -> KellyError:
+        kept = (f"the last good checkpoint is {checkpoints.checkpoint_path(self.output, self.key, 'latest')} "
+                f"(epoch {self.epoch})" if self.epoch else "no checkpoint was written")
+        return KellyError(f"{self.model.name}: a batch of {self.config.batch_size} does not fit in the memory of "
+                          f"{self.device} in epoch {epoch} ({str(exc).splitlines()[0][:120]}); {kept}; "
+                          "lower --batch-size (or --memory-budget-mb)")
 
     def check_finite(self, value: float, epoch: int, batches: int, what: str = "training") -> None:
         if math.isfinite(value):
@@ -220,17 +303,20 @@ class TrainingRun:
                                f"Try a lower learning rate or check the cache for extreme values.")
 
 
-def validate(key: str, model: KellyNetwork, data: NetworkData, device) -> tuple[float, float]:
-    """(mean loss per real step, metric) over the validation split."""
+def validate(key: str, model: KellyNetwork, data: NetworkData, device, *, carry_state: bool = False
+             ) -> tuple[float, float]:
+    """(mean loss per real step, metric) over the validation split; with `carry_state` the LSTM
+    state runs on through each whole piece (as the plugin runs it), else it starts from zeros at
+    every sequence."""
     model.eval()
     total = weight = 0.0
     metric = MetricSum(key)
     batch = max(1, VALIDATION_ROWS // (data.sequence_length or 1))
+    state = None
     with torch.no_grad():
-        for x, y, mask in data.batches(VALIDATION, device, batch):
-            loss, out = batch_loss(key, model, x, y, mask)
-            n = mask.sum().item() if mask is not None else len(x)
-            total, weight = total + loss.item() * n, weight + n
+        for x, y, mask, reset, count in data.steps(VALIDATION, device, batch, carry_state=carry_state):
+            loss, out, state = loss_sum(key, model, x, y, mask, carried(state, reset))
+            total, weight = total + loss.item(), weight + count
             metric.add(out, y, mask)
     return total / weight, metric.value()
 

@@ -35,22 +35,35 @@ EPS = 1e-7
 
 def batch_loss(key: str, model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None):
     """(mean loss over the batch's real steps, the output the metric reads: values, or logits)."""
-    if key == "labeller":
+    if key == "labeller":                     # its mask marks frames, its loss is per clip
         from train.labeller_network import batch_loss as labeller_batch_loss
 
         return labeller_batch_loss(model, x, y, mask)
+    total, out, _ = loss_sum(key, model, x, y, mask)
+    return total / (len(y) if mask is None else mask.sum()), out
+
+
+def loss_sum(key: str, model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
+             state: dict | None = None):
+    """(the loss summed over the batch's real samples or steps, the output the metric reads, the
+    LSTM state after the batch: {} for dense networks). `state` is where the LSTMs start (zeros
+    when None). The model is called, not its methods, so that a DistributedDataParallel wrapper
+    sees every forward."""
+    if key == "labeller":                     # per clip: the mean over the batch's clips times their number
+        from train.labeller_network import batch_loss as labeller_batch_loss
+
+        loss, out = labeller_batch_loss(model, x, y, mask)
+        return loss * len(x), out, {}
     if key == "harmony":
-        logits = model.forward_logits(x)
-        return F.cross_entropy(logits, y), logits
+        logits = model(x, logits=True)
+        return F.cross_entropy(logits, y, reduction="sum"), logits, {}
     if key == "melody":
-        out = model.forward_logits(x)
+        out, new_state = model(x, state, return_state=True, logits=True)
         per_step = F.binary_cross_entropy_with_logits(out, y, reduction="none").mean(-1)
     else:
-        out = model(x)
+        out, new_state = model(x, state, return_state=True)
         per_step = (out - y).square().mean(-1)
-    if mask is None:
-        return per_step.mean(), out
-    return (per_step * mask).sum() / mask.sum(), out
+    return (per_step.sum() if mask is None else (per_step * mask).sum()), out, new_state
 
 
 def constant_loss(key: str, prediction: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None):

@@ -53,36 +53,31 @@ class KellyNetwork(nn.Module):
     def is_recurrent(self) -> bool:
         return any(isinstance(layer, nn.LSTM) for layer in self.layers)
 
-    def forward(self, x: torch.Tensor, state: dict | None = None, return_state: bool = False):
-        """Run the network. For a recurrent network, `state` maps LSTM layer index -> (h, c)."""
+    def forward(self, x: torch.Tensor, state: dict | None = None, return_state: bool = False,
+                logits: bool = False):
+        """Run the network. For a recurrent network, `state` maps LSTM layer index -> (h, c), each
+        [1, batch, hidden]. With `logits` the last layer's activation is left out (for numerically
+        stable losses: BCE-with-logits for sigmoid outputs, cross-entropy for softmax outputs)."""
         x = (x - self.input_mean) / self.input_std
         single_step = self.is_recurrent and x.dim() == 2
         if single_step:
             x = x.unsqueeze(1)
         new_state = {}
+        last = len(self.layers) - 1
         for i, (layer, act) in enumerate(zip(self.layers, self.activations)):
             if isinstance(layer, nn.LSTM):
                 x, new_state[i] = layer(x, None if state is None else state.get(i))
             else:
                 x = layer(x)
-            x = apply_activation(x, act)
+            if i < last or not logits:
+                x = apply_activation(x, act)
         if single_step:
             x = x.squeeze(1)
         return (x, new_state) if return_state else x
 
-    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The output before the last layer's activation, for numerically stable losses
-        (BCE-with-logits for sigmoid outputs, cross-entropy for softmax outputs)."""
-        x = (x - self.input_mean) / self.input_std
-        single_step = self.is_recurrent and x.dim() == 2
-        if single_step:
-            x = x.unsqueeze(1)
-        last = len(self.layers) - 1
-        for i, (layer, act) in enumerate(zip(self.layers, self.activations)):
-            x = layer(x)[0] if isinstance(layer, nn.LSTM) else layer(x)
-            if i < last:
-                x = apply_activation(x, act)
-        return x.squeeze(1) if single_step else x
+    def forward_logits(self, x: torch.Tensor, state: dict | None = None, return_state: bool = False):
+        """`forward` without the last layer's activation."""
+        return self.forward(x, state, return_state, logits=True)
 
     def init_output_prior(self, target_mean, weight_scale: float = 0.1) -> None:
         """Start from the trivial baseline: the last layer's bias is set so that the network's output

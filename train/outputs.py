@@ -106,6 +106,19 @@ def existing_checkpoint(folder: str | Path, key: str, kind: str = "best") -> Pat
     return None
 
 
+def checkpoints_present(folder: str | Path, keys: list[str], kind: str = "best") -> dict[str, Path]:
+    """network key -> its `kind` checkpoint in `folder`, for the keys that have one; a KellyError when
+    the folder is missing, not a folder, or holds none of them (checked without torch, at once)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KellyError(f"{folder}: no {kind} checkpoints ({'not a folder' if folder.exists() else 'no such folder'}; "
+                         "give the checkpoints/ folder that `kelly train` wrote)")
+    found = {key: path for key in keys if (path := existing_checkpoint(folder, key, kind)) is not None}
+    if not found:
+        raise KellyError(f"{folder}: no {kind} checkpoints (expected e.g. {checkpoint_name(keys[0], kind)})")
+    return found
+
+
 def adopt_earlier_names(output: str | Path, key: str) -> list[tuple[Path, Path]]:
     """Rename the files of a run made under the earlier names (`emotion_latest.pt`, ...) to the
     current ones, where the current one does not exist yet; returns the (old, new) pairs renamed."""
