@@ -153,7 +153,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     from train.outputs import checkpoints_present
 
     keys = _keys(args.models) if args.models else None
-    checkpoints_present(args.checkpoint_dir, keys or list(NETWORK_NAMES), args.checkpoint)   # before torch loads
+    checkpoints_present(args.checkpoint_dir, keys or [*NETWORK_NAMES, LABELLER_KEY], args.checkpoint)  # before torch loads
     from train.evaluate import evaluate, format_table, write_report
     from train.response import MIN_GRID_SIZE
 
