@@ -10,8 +10,8 @@ It includes each header by its path and picks the network by its namespace:
     kelly_compiled NAMESPACE MODEL.json INPUTS.f32 N_ROWS RESET_EVERY OUT_COMPILED.f32 OUT_RUNTIME.f32 REPEATS
 
 INPUTS.f32 holds N_ROWS x n_in float32 values; reset() comes before every RESET_EVERY-th row on
-both models. It prints "n_in n_out" and, per API, the seconds to load the file and the best
-per-step time over REPEATS passes (wall and CPU nanoseconds). A JSON that `load()` refuses is
+both models. It prints "n_in n_out" and, per API, the seconds to load the file (wall, CPU) and the best
+per-step time over REPEATS passes (wall and CPU nanoseconds): `TIMING_FIELDS`. A JSON that `load()` refuses is
 the reason on stderr and exit status 65.
 
 Shapes: `CompiledModels.run(json_path, inputs [S, T, n_in])` -> {"RTNeural ModelT (backend)":
@@ -40,6 +40,10 @@ PROGRAM_HEAD = r"""// Loads exported networks with their kelly headers (compile-
 
 RUNTIME_SOURCE = r"""// RTNeural's run-time parser, for the compile-time check program (export/compiled.py).
 #include <RTNeural/RTNeural.h>
+
+#ifndef RTNEURAL_NAMESPACE
+#define RTNEURAL_NAMESPACE RTNeural
+#endif
 
 #include <memory>
 #include <string>
@@ -104,7 +108,7 @@ bool writeFloats(const char* path, const std::vector<float>& values)
     return (bool)out;
 }
 
-template <typename Model, typename Load>
+template <typename Model, int nIn, int nOut, typename Load>
 int check(Load load, char** argv)
 {
     const char* jsonPath = argv[2];
@@ -132,6 +136,7 @@ int check(Load load, char** argv)
     auto compiled = std::make_unique<Model>();
     std::string error;
     auto start = Clock::now();
+    auto startCpu = std::clock();
     std::istringstream compiledStream(text);
     if(!load(*compiled, compiledStream, &error))
     {
@@ -139,8 +144,10 @@ int check(Load load, char** argv)
         return 65;
     }
     const double compiledLoad = seconds(start);
+    const double compiledLoadCpu = (double)(std::clock() - startCpu) / CLOCKS_PER_SEC;
 
     start = Clock::now();
+    startCpu = std::clock();
     std::unique_ptr<RTNEURAL_NAMESPACE::Model<float>> runtime;
     try
     {
@@ -152,9 +159,10 @@ int check(Load load, char** argv)
         return 65;
     }
     const double runtimeLoad = seconds(start);
-    if(!runtime || runtime->getInSize() != Model::input_size || runtime->getOutSize() != Model::output_size)
+    const double runtimeLoadCpu = (double)(std::clock() - startCpu) / CLOCKS_PER_SEC;
+    if(!runtime || runtime->layers.empty())
     {
-        std::cerr << "RTNeural's run-time parser gives another model for " << jsonPath << "\n";
+        std::cerr << "RTNeural's run-time parser gives no model for " << jsonPath << "\n";
         return 65;
     }
     for(const auto* layer : runtime->layers)
@@ -163,9 +171,12 @@ int check(Load load, char** argv)
             std::cerr << "RTNeural's run-time parser built a null layer for " << jsonPath << "\n";
             return 65;
         }
+    if(runtime->layers.front()->in_size != nIn || runtime->layers.back()->out_size != nOut)
+    {
+        std::cerr << "RTNeural's run-time parser gives another model for " << jsonPath << "\n";
+        return 65;
+    }
 
-    constexpr int nIn = Model::input_size;
-    constexpr int nOut = Model::output_size;
     std::vector<float> inputs((size_t)nRows * nIn);
     {
         std::ifstream in(argv[3], std::ifstream::binary);
@@ -201,8 +212,9 @@ int check(Load load, char** argv)
         std::cerr << "cannot write the outputs\n";
         return 73;
     }
-    std::cout << nIn << " " << nOut << " " << compiledLoad << " " << compiledTiming.wallNs << " " << compiledTiming.cpuNs
-              << " " << runtimeLoad << " " << runtimeTiming.wallNs << " " << runtimeTiming.cpuNs << "\n";
+    std::cout << nIn << " " << nOut << " " << compiledLoad << " " << compiledLoadCpu << " " << compiledTiming.wallNs
+              << " " << compiledTiming.cpuNs << " " << runtimeLoad << " " << runtimeLoadCpu << " " << runtimeTiming.wallNs
+              << " " << runtimeTiming.cpuNs << "\n";
     return 0;
 }
 } // namespace
@@ -222,8 +234,12 @@ int main(int argc, char** argv)
 """
 
 DISPATCH = """    if(network == "{ns}")
-        return check<kelly::{ns}::Model>([](kelly::{ns}::Model& model, std::istream& json, std::string* error)
+        return check<kelly::{ns}::Model, kelly::{ns}::inputSize, kelly::{ns}::outputSize>([](kelly::{ns}::Model& model, std::istream& json, std::string* error)
             {{ return kelly::{ns}::load(model, json, error); }}, argv);"""
+
+#: what the program prints after "n_in n_out": load seconds and per-step nanoseconds, wall and CPU
+TIMING_FIELDS = ("compiled_load_s", "compiled_load_cpu_s", "compiled_step_wall_ns", "compiled_step_cpu_ns",
+                 "runtime_load_s", "runtime_load_cpu_s", "runtime_step_wall_ns", "runtime_step_cpu_ns")
 
 NAMESPACE = re.compile(r"^namespace kelly\s*\{\s*namespace (?!rtneural_detail\b)(\w+)\s*\{", re.MULTILINE)
 
@@ -264,6 +280,8 @@ class CompiledModels:
         self.headers = by_namespace
         self.binary: Path | None = None
         self.timings: dict[Path, str] = {}
+        #: the last run's figures per file (TIMING_FIELDS)
+        self.measured: dict[Path, dict[str, float]] = {}
 
     def build(self) -> Path:
         """Compile the program once; CompileError with the compiler's first error line."""
@@ -307,12 +325,15 @@ class CompiledModels:
         n_file, n_out = int(fields[0]), int(fields[1])
         if n_file != n_in:
             raise HarnessError(f"{json_path}: the header's Model reads {n_file} inputs, the check fed {n_in}")
-        compiled_load, compiled_wall, compiled_cpu, runtime_load, runtime_wall, runtime_cpu = map(float, fields[2:8])
+        values = dict(zip(TIMING_FIELDS, map(float, fields[2:12])))
+        self.measured[json_path] = values
         kind = "single steps" if steps == 1 else f"{steps}-step sequences"
         self.timings[json_path] = self.timings.get(json_path, "") + (
-            f"{self.backend}, {kind}: ModelT {compiled_cpu / 1e3:.1f} us/step (load {compiled_load:.3f} s), "
-            f"run-time parser {runtime_cpu / 1e3:.1f} us/step (load {runtime_load:.3f} s), "
-            f"ratio {runtime_cpu / max(compiled_cpu, 1e-9):.2f} (CPU time, best of {repeats});")
+            f"{self.backend}, {kind}: ModelT {values['compiled_step_cpu_ns'] / 1e3:.1f} us/step (load "
+            f"{values['compiled_load_cpu_s']:.3f} s), run-time parser {values['runtime_step_cpu_ns'] / 1e3:.1f} us/step "
+            f"(load {values['runtime_load_cpu_s']:.3f} s), ratio "
+            f"{values['runtime_step_cpu_ns'] / max(values['compiled_step_cpu_ns'], 1e-9):.2f} "
+            f"(CPU time, best of {repeats});")
         shape = (sequences, steps, n_out)
         return {self.compiled_name: np.fromfile(compiled_path, dtype="<f4").reshape(shape),
                 self.runtime_name: np.fromfile(runtime_path, dtype="<f4").reshape(shape)}

@@ -249,8 +249,8 @@ class Toolchain:
         missing = missing_api(self.checkout)
         if missing:
             raise HarnessError(f"{self.checkout}{f' (commit {self.commit})' if self.commit else ''}: this RTNeural "
-                               f"is too old for kelly's headers: it lacks {'; '.join(missing)}; use a checkout "
-                               "from 2021-05 or later")
+                               f"is too old for kelly's headers: it lacks {'; '.join(missing)}; they need RTNeural's "
+                               "ModelT on every backend (2021-05-23, commit 9949b37, or later; tested with 1fb1f07)")
         self.compiler = compiler or find_compiler()
         self._workdir = tempfile.TemporaryDirectory(prefix="kelly-rtneural-")
         self.workdir = Path(self._workdir.name)

@@ -226,12 +226,12 @@ namespace rtneural_detail
 
     /** Reads the JSON from `stream`, checks it against `layers` and loads it into `model`. */
     template <typename Model, std::size_t N>
-    bool load(Model& model, std::istream& stream, const Layer (&layers)[N], std::string* error)
+    bool load(Model& model, std::istream& stream, int inSize, const Layer (&layers)[N], std::string* error)
     {
         try
         {
             const auto document = nlohmann::json::parse(stream);
-            const auto fault = checkDocument(document, Model::input_size, layers);
+            const auto fault = checkDocument(document, inSize, layers);
             if(!fault.empty())
                 return fail(error, fault);
             model.parseJson(document);
@@ -326,15 +326,13 @@ def header_text(document: dict, json_name: str) -> str:
         f"    /** {'true: call reset() at the start of each piece, never between steps' if contract['state_carries'] else 'false: each forward() is independent'} */",
         f"    inline constexpr bool stateCarries = {'true' if contract['state_carries'] else 'false'};",
         "",
-        "    static_assert(Model::input_size == inputSize && Model::output_size == outputSize, \"sizes\");",
-        "",
         f"    /** Loads {json_name} into `model`; false (with the reason in `error`) when the JSON is not this network. */",
         "    inline bool load(Model& model, std::istream& json, std::string* error = nullptr)",
         "    {",
         "        static constexpr rtneural_detail::Layer layers[] = {",
         *[f"            {{ \"{k}\", {i}, {o}, \"{a}\" }}," for k, i, o, a in layers],
         "        };",
-        "        return rtneural_detail::load(model, json, layers, error);",
+        "        return rtneural_detail::load(model, json, inputSize, layers, error);",
         "    }",
         f"}} // namespace {namespace}",
         "} // namespace kelly",

@@ -28,7 +28,7 @@ import numpy as np
 from common.errors import KellyError
 
 #: the activation names RTNeural's `createActivation` knows; "" (or no key) means none.
-#: Any other string makes it add a null layer, which crashes the plugin on the first forward().
+#: Any other string makes the run-time parser add a null layer: it crashes (segfault) while loading.
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softmax", "elu")
 
 #: layer types the exporter writes (RTNeural's parser silently skips a type it does not know)

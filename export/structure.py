@@ -106,7 +106,8 @@ def _check_activation(layer: dict, index: int, kind: str, report: Report) -> Non
             advice = 'a linear layer has activation "" or none'
         else:
             advice = f"known: {', '.join(ACTIVATIONS)}, or \"\" for none"
-        report.add(index, f"unknown activation {name!r} ({advice}): RTNeural adds a null layer and the plugin crashes", kind)
+        report.add(index, f"unknown activation {name!r} ({advice}): RTNeural's parser builds a null layer and "
+                          "crashes (segfault) while loading the file", kind)
 
 
 def check_structure(document, report: Report) -> list[tuple[str, int, int]]:
