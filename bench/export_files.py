@@ -87,9 +87,10 @@ def main(argv=None) -> int:
                 print(f"\n{toolchain.describe()}, {backend} backend (CPU time)")
                 print(f"{'file':<24} {'run':<24} {'RTNeural load s: run-time, ModelT':<36} "
                       f"{'us/step: run-time, ModelT':<28} ratio")
-                programs = {folder: CompiledModels(toolchain, backend, {folder / p.name: folder / p.with_suffix('.h').name
-                                                                         for p, _ in results})
-                            for folder in (doubles, shortest)}
+                # one program (the headers are the same in both folders): it loads either file
+                program = CompiledModels(toolchain, backend, {p: p.with_suffix(".h") for p, _ in results})
+                program.namespaces.update({doubles / p.name: program.namespaces[p] for p, _ in results})
+                programs = {doubles: program, shortest: program}
                 for path, _ in results:
                     model = load_model(args.checkpoint_dir, json.loads(path.read_text())["metadata"]["network"])
                     for name, (inputs, stateful) in plugin_runs(model, 0).items():

@@ -82,13 +82,13 @@ def model_type(layers: list[tuple[str, int, int, str]]) -> str:
     return f"{ns}::ModelT<float, {layers[0][1]}, {layers[-1][2]},\n    {joined}>"
 
 
-def _comment(text: str, width: int = 96) -> list[str]:
-    """`text` as `// ` lines of at most `width` characters."""
+def _comment(text: str, width: int = 100, indent: str = "") -> list[str]:
+    """`text` as `// ` lines of at most `width` characters; lines after the first indented by `indent`."""
     lines, line = [], "//"
     for word in text.split():
-        if len(line) + 1 + len(word) > width and line != "//":
+        if len(line) + 1 + len(word) > width and line.strip("/ "):
             lines.append(line)
-            line = "//"
+            line = "//" + indent
         line += " " + word
     return lines + [line]
 
@@ -267,9 +267,9 @@ def header_text(document: dict, json_name: str) -> str:
         f"// {header_name(network)}: {network} for RTNeural's compile-time API.",
         f"// Written by `kelly export` with {json_name}; regenerate both together, never edit by hand.",
         "//",
-        *_comment(f"Inputs ({contract['input_size']} floats, raw: the standardisation is folded into layer 0): "
-                  + "; ".join(f"[{part['offset']}, {part['offset'] + part['size']}) {part['name']}: {part['meaning']}"
-                              for part in contract["inputs"])),
+        f"// Inputs ({contract['input_size']} floats, raw: the standardisation is folded into layer 0):",
+        *(line for part in contract["inputs"] for line in _comment(
+            f"[{part['offset']}, {part['offset'] + part['size']}) {part['name']}: {part['meaning']}", indent="    ")),
         *_comment(f"Outputs ({contract['output_size']} floats): {outputs['meaning']} ({outputs['scale']})."),
         *_comment(f"Step: {contract['step']}. State: {contract['state']}."),
         *_comment(f"Pitch reference: {pitch}"

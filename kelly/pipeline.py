@@ -10,6 +10,7 @@ Each stage is the same code its own subcommand runs; the pipeline only passes th
     <output>/history/, plots/
     <output>/evaluation.json   held-out metrics and emotion response (kelly evaluate; its plots in plots/)
     <output>/models/*.json     RTNeural files, verified    (kelly export, kelly verify --check-specs)
+    <output>/models/*.h        their C++ headers (RTNeural's compile-time API, the I/O contract)
 
 With --sample the datasets are written to <output>/datasets/ (default output: runs/sample).
 """
@@ -66,7 +67,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
                  cache_dir: Path | None = None, workers: int | None = None, limit: int | None = None,
                  models: list[str] | None = None, progress: bool = True, train_settings: dict | None = None) -> dict:
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
-    from export.cli import NETWORK_KEYS, export_networks
+    from export.cli import NETWORK_KEYS, export_networks, print_reports
     from common.files import check_output_dir
     from train.cli import format_summary as train_report, run_training
     from train.config import TrainOptions, network_key
@@ -113,8 +114,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     models_dir = output / "models"
     _stage("export + verify --check-specs", models_dir)
     exported = export_networks(checkpoint_dir, models_dir, trained_keys)
-    for _, verdict in exported:
-        print(verdict.format())
+    print_reports([verdict for _, verdict in exported])         # faults on stderr, as kelly export
     failed_exports = [str(path) for path, verdict in exported if not verdict.ok]
     stages["export"] = {"files": [str(path) for path, _ in exported], "failed": failed_exports}
 

@@ -556,7 +556,7 @@ def test_a_header_that_does_not_compile_is_one_line_with_the_compilers_first_err
         f"{tmp_path / 'groovepredictor.json'}: groovepredictor.h (with -std=c++17 -Wall -Werror) does not compile "
         f"against {err.split('against ')[1].split(', stl')[0]}, stl backend: {broken}:"
         + err.split(f"{broken}:")[1].splitlines()[0]]
-    assert "error: expected primary-expression before ';' token" in err
+    assert "error: expected primary-expression before" in err
     assert "2 of 3 file(s) passed; 1 FAILED" in out
 
 
