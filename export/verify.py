@@ -47,7 +47,7 @@ def load_checked_network(path: str | Path, key: str):
 
     model, checkpoint = load_network(path)
     if model.key != key:
-        raise KellyError(f"{path}: holds a {model.name} checkpoint (network {model.key!r}), but its name and "
+        raise KellyError(f"{path}: the checkpoint is of {model.name} (network {model.key!r}), but its name and "
                          f"--models say {NETWORKS[key].name} ({key!r}): a checkpoint saved under another "
                          "network's name; train that network or rename the file")
     return model, checkpoint

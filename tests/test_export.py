@@ -316,9 +316,12 @@ def test_each_export_has_a_header_with_its_exact_compile_time_type_and_contract(
     harmony = (folder / "harmonypredictor.h").read_text()
     assert "emotionEmbeddingOffset = 0;" in harmony and "emotionEmbeddingSize = 64;" in harmony
     assert "chordHistoryOffset = 64;" in harmony and "chordHistorySize = 64;" in harmony
-    assert "softmax: values in [0, 1] that sum to 1" in harmony
+    comments = " ".join(line.removeprefix("//").strip() for line in harmony.splitlines() if line.startswith("//"))
+    assert "softmax: values in [0, 1] that sum to 1" in comments
+    assert "[64, 128) chord_history: the last 4 chords" in comments
     emotion = (folder / "emotionrecognizer.h").read_text()
-    assert "stepSeconds = 0.5;" in emotion and "call reset() once at the start of each new piece" in emotion
+    comments = " ".join(line.removeprefix("//").strip() for line in emotion.splitlines() if line.startswith("//"))
+    assert "stepSeconds = 0.5;" in emotion and "call reset() once at the start of each new piece" in comments
     assert "audioFeaturesOffset = 0;" in emotion and "audioFeaturesSize = 128;" in emotion
 
 
@@ -345,8 +348,8 @@ def test_a_checkpoint_saved_under_another_networks_name_is_refused(tmp_path, cap
     code, out, err = kelly_export(capsys, "--checkpoint-dir", tmp_path, "--output", tmp_path / "models",
                                   "--models", "groove")
     assert code == 2 and out == ""
-    assert err == (f"kelly export: error: {tmp_path / checkpoint_name('groove')}: holds a EmotionRecognizer "
-                   "checkpoint (network 'emotion'), but its name and --models say GroovePredictor ('groove'): "
+    assert err == (f"kelly export: error: {tmp_path / checkpoint_name('groove')}: the checkpoint is of "
+                   "EmotionRecognizer (network 'emotion'), but its name and --models say GroovePredictor ('groove'): "
                    "a checkpoint saved under another network's name; train that network or rename the file\n")
     assert not (tmp_path / "models" / "emotionrecognizer.json").exists()
     assert not (tmp_path / "models" / "groovepredictor.json").exists()
