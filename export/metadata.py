@@ -3,7 +3,8 @@
 RTNeural's parser ignores every top-level key but `in_shape` and `layers`, so the block travels
 inside the same file: what each input and output means, the feature version and parameters the
 network was trained on, the emotion-embedding definition, the chord vocabulary, how the plugin
-runs it, and where it came from (cache identity, git commit, date, checkpoint metrics).
+runs it (`contract`: input slices, output scale, step, whether state carries; export.plugin), and
+where it came from (cache identity, git commit, date, checkpoint metrics).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.plugin import io_contract
 from preprocess.features import spec
 
 #: version of this file layout (the metadata block and the layer mapping in export.rtneural)
@@ -234,6 +236,7 @@ def build_metadata(model, checkpoint: dict | None = None, *, checkpoint_path: st
         "inputs": describe_inputs(key),
         "outputs": describe_outputs(key),
         "wiring": wiring(model),
+        "contract": io_contract(key),
         **pitch_reference(key),
         "features": {
             "version": spec.FEATURE_VERSION,

@@ -58,7 +58,7 @@ def activate(x: np.ndarray, name: str) -> np.ndarray:
         return softmax(x)
     if name == "elu":
         return elu(x)
-    raise ReferenceModelError(f"unknown activation {name!r}: RTNeural adds a null layer for it")
+    raise ReferenceModelError(f"unknown activation {name!r}: RTNeural's parser crashes on it (a null layer)")
 
 
 class DenseLayer:

@@ -12,6 +12,7 @@ Each stage is the same code its own subcommand runs; the pipeline only passes th
     <output>/history/, plots/
     <output>/evaluation.json   held-out metrics and emotion response (kelly evaluate; its plots in plots/)
     <output>/models/*.json     RTNeural files, verified    (kelly export, kelly verify --check-specs)
+    <output>/models/*.h        their C++ headers (RTNeural's compile-time API, the I/O contract)
 
 The order is EMOPIA -> labeller -> labels -> the networks -> export: with EMOPIA clips in the
 cache, the EmotionLabeller is trained first and labels every Lakh and MAESTRO item that has no
@@ -80,7 +81,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
                  cache_dir: Path | None = None, workers: int | None = None, limit: int | None = None,
                  models: list[str] | None = None, progress: bool = True, train_settings: dict | None = None) -> dict:
     """Run every stage; returns {"ok": bool, "stages": {...}, "seconds": float}."""
-    from export.cli import NETWORK_KEYS, export_networks
+    from export.cli import NETWORK_KEYS, export_networks, print_reports
     from common.files import check_output_dir
     from preprocess.features.spec import LABELLER_KEY
     from train.cli import format_summary as train_report, run_training
@@ -145,8 +146,7 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
     models_dir = output / "models"
     _stage("export + verify --check-specs", models_dir)
     exported = export_networks(checkpoint_dir, models_dir, trained_keys)
-    for _, verdict in exported:
-        print(verdict.format())
+    print_reports([verdict for _, verdict in exported])         # faults on stderr, as kelly export
     failed_exports = [str(path) for path, verdict in exported if not verdict.ok]
     stages["export"] = {"files": [str(path) for path, _ in exported], "failed": failed_exports}
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
+import sys
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ import torch
 
 from export import cli as export_cli
 from export.metadata import build_metadata, midi_note_name
+from export.plugin import EXPORTED, io_contract
 from export.reference import ReferenceModel
 from export.rtneural import ExportError, file_name, model_to_rtneural
 from export.verify import PLUGIN_NETWORKS, TOLERANCE, pytorch_outputs, sample_inputs
@@ -67,10 +73,14 @@ def write_checkpoint(directory, key: str, seed: int):
 def exported(tmp_path_factory):
     """All five networks: checkpoints written, exported and verified once for this module."""
     root = tmp_path_factory.mktemp("export")
-    models = {key: write_checkpoint(root, key, seed) for seed, key in enumerate(NETWORKS)}
-    results = export_cli.export_networks(root, root / "models", list(NETWORKS))
+    models = {key: write_checkpoint(root, key, seed) for seed, key in enumerate(EXPORTED)}
+    results = export_cli.export_networks(root, root / "models", list(EXPORTED))
     documents = {path.name: json.loads(path.read_text()) for path, _ in results}
     return models, {path.name: (path, report) for path, report in results}, documents
+
+
+def document_key(path) -> str:
+    return json.loads(path.read_text())["metadata"]["key"]
 
 
 def test_export_writes_the_plugins_five_files_and_each_verifies(exported):
@@ -81,8 +91,12 @@ def test_export_writes_the_plugins_five_files_and_each_verifies(exported):
     for name, (path, report) in results.items():
         assert report.ok, report.format()
         assert report.checks == ["structure", "features", "spec", "numbers"]
-        assert set(report.differences) == {"reference vs pytorch, single step", "reference vs pytorch, 50-step sequence"}
+        runs = {"reference vs pytorch, 200 single steps"}
+        if models[document_key(path)].is_recurrent:
+            runs.add("reference vs pytorch, 10 x 200-step sequences")
+        assert set(report.differences) == runs
         assert all(d < TOLERANCE for d in report.differences.values()), report.format()
+        assert TOLERANCE == 1e-6
 
 
 def test_layers_follow_rtneurals_layout_with_standardisation_folded_in(exported):
@@ -99,24 +113,55 @@ def test_layers_follow_rtneurals_layout_with_standardisation_folded_in(exported)
     folded = state["layers.0.weight"] / std
     np.testing.assert_allclose(kernel, folded.T, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(bias, state["layers.0.bias"] - folded @ mean, rtol=1e-6, atol=1e-5)
-    np.testing.assert_array_equal(document["layers"][1]["weights"][0], state["layers.1.weight"].T)
+    as32 = lambda values: np.asarray(values, dtype=np.float32)    # noqa: E731  (RTNeural reads float32)
+    np.testing.assert_array_equal(as32(document["layers"][1]["weights"][0]), as32(state["layers.1.weight"].T))
     w, u, b = (np.array(x) for x in document["layers"][2]["weights"])
-    np.testing.assert_array_equal(w, state["layers.2.weight_ih_l0"].T)
-    np.testing.assert_array_equal(u, state["layers.2.weight_hh_l0"].T)
+    np.testing.assert_array_equal(as32(w), as32(state["layers.2.weight_ih_l0"].T))
+    np.testing.assert_array_equal(as32(u), as32(state["layers.2.weight_hh_l0"].T))
     np.testing.assert_allclose(b, state["layers.2.bias_ih_l0"] + state["layers.2.bias_hh_l0"], atol=1e-7)
 
 
-def test_values_are_strict_json_float32(exported):
+def test_every_weight_is_the_shortest_text_of_its_float32_and_reads_back_bit_exactly(exported):
+    """Read as RTNeural's parser reads it (a double, then a float32), every weight of every
+    network is the float32 PyTorch's weights give; each is written with the fewest digits that do
+    so, and the files are at most 0.6 x the size of 17-digit doubles."""
     models, results, documents = exported
     for name, (path, _) in results.items():
         text = path.read_text()
         assert "NaN" not in text and "Infinity" not in text
-        document = documents[name]
-        kernel = np.array(document["layers"][-1]["weights"][0])
-        assert np.array_equal(kernel, kernel.astype(np.float32).astype(np.float64))
+        expected = model_to_rtneural(models[documents[name]["metadata"]["key"]])
+        for got, want in zip(documents[name]["layers"], expected["layers"]):
+            for got_array, want_array in zip(got["weights"], want["weights"]):
+                read = np.asarray(got_array, dtype=np.float64).astype(np.float32)
+                want32 = np.asarray(want_array, dtype=np.float32)
+                assert read.shape == want32.shape
+                assert np.array_equal(read.view(np.uint32), want32.view(np.uint32)), name
+        numbers = re.findall(r"-?\d[\d.e+-]*", text[text.index('"layers"'):])
+        sample = np.asarray(numbers[::97][:2000])
+        shortest = np.asarray(sample, dtype=np.float32).astype(str)
+        assert all(len(a) <= len(b) for a, b in zip(sample, shortest)), name
+        doubles = json.dumps(expected, separators=(",", ":"))
+        weights = text[text.index('"in_shape"'):]
+        assert len(weights) <= 0.6 * len(doubles), (name, len(weights), len(doubles))
 
 
-@pytest.mark.parametrize("key", list(NETWORKS))
+def test_float32_text_is_shortest_and_exact_on_awkward_values():
+    from export.rtneural import document_text, float32_text
+
+    values = np.array([0.1, 1e-45, -0.0, 3.4028235e38, 1.17549435e-38, 16777217.0, 0.3333333, 1e-5],
+                      dtype=np.float32)
+    text = float32_text(values)
+    assert list(text[:3]) == ["0.1", "1e-45", "-0.0"]
+    back = text.astype(np.float64).astype(np.float32)
+    assert np.array_equal(back.view(np.uint32), values.view(np.uint32))
+    document = {"metadata": {"note": "@kelly-weights-0@", "x": 0.1234567891234}, "in_shape": [None, 2],
+                "layers": [{"type": "dense", "shape": [None, 1], "weights": [[[0.1], [0.2]], [0.3]]}]}
+    written = json.loads(document_text(document))
+    assert written["metadata"] == document["metadata"]            # the metadata keeps its doubles
+    assert written["layers"][0]["weights"] == [[[0.1], [0.2]], [0.3]]
+
+
+@pytest.mark.parametrize("key", EXPORTED)
 def test_reference_forward_pass_matches_pytorch(exported, key):
     models, results, documents = exported
     model = models[key]
@@ -187,8 +232,9 @@ def test_verify_refuses_an_export_of_older_features_naming_what_to_redo(exported
 
 
 def test_plugin_contract_matches_the_training_networks():
-    for key, cls in NETWORKS.items():
-        model = cls()
+    assert EXPORTED == ("emotion", "melody", "harmony", "dynamics", "groove")
+    for key in EXPORTED:
+        model = NETWORKS[key]()
         layers, params = PLUGIN_NETWORKS[model.name]
         document = model_to_rtneural(model)
         assert [(l["type"], l["shape"][-1], l["activation"]) for l in document["layers"]] == [(k, o, a) for k, _, o, a in layers]
@@ -220,9 +266,113 @@ def test_cli_export_writes_and_verifies(tmp_path, capsys):
     args = _parser().parse_args(["export", "--checkpoint-dir", str(tmp_path), "--output", str(tmp_path / "out"),
                                  "--models", "dynamics"])
     assert args.func(args) == 0
-    out = capsys.readouterr().out
-    assert "dynamicsengine.json: DynamicsEngine: OK" in out
+    out, err = capsys.readouterr()
+    assert "dynamicsengine.json: DynamicsEngine: OK" in out and err == ""
+    assert "exported 1 network(s) with their C++ headers" in out
     assert (tmp_path / "out" / "dynamicsengine.json").is_file()
+    assert (tmp_path / "out" / "dynamicsengine.h").is_file()
+
+
+# --- the C++ header and the I/O contract ---------------------------------------------------------
+
+EXPECTED_MODEL_TYPES = {
+    "emotionrecognizer.h": ("ModelT<float, 128, 64,", "DenseT<float, 128, 512>", "TanhActivationT<float, 512>",
+                            "DenseT<float, 512, 256>", "TanhActivationT<float, 256>", "LSTMLayerT<float, 256, 128>",
+                            "DenseT<float, 128, 64>", "TanhActivationT<float, 64>>;"),
+    "melodytransformer.h": ("ModelT<float, 64, 128,", "DenseT<float, 64, 256>", "ReLuActivationT<float, 256>",
+                            "LSTMLayerT<float, 256, 256>", "DenseT<float, 256, 256>", "ReLuActivationT<float, 256>",
+                            "DenseT<float, 256, 128>", "SigmoidActivationT<float, 128>>;"),
+    "harmonypredictor.h": ("ModelT<float, 128, 64,", "DenseT<float, 128, 256>", "TanhActivationT<float, 256>",
+                           "DenseT<float, 256, 128>", "TanhActivationT<float, 128>", "DenseT<float, 128, 64>",
+                           "SoftmaxActivationT<float, 64>>;"),
+    "dynamicsengine.h": ("ModelT<float, 32, 16,", "DenseT<float, 32, 128>", "ReLuActivationT<float, 128>",
+                         "DenseT<float, 128, 64>", "ReLuActivationT<float, 64>", "DenseT<float, 64, 16>",
+                         "SigmoidActivationT<float, 16>>;"),
+    "groovepredictor.h": ("ModelT<float, 64, 32,", "DenseT<float, 64, 128>", "TanhActivationT<float, 128>",
+                          "DenseT<float, 128, 64>", "TanhActivationT<float, 64>", "DenseT<float, 64, 32>",
+                          "TanhActivationT<float, 32>>;"),
+}
+
+
+def test_each_export_has_a_header_with_its_exact_compile_time_type_and_contract(exported):
+    models, results, documents = exported
+    folder = next(iter(results.values()))[0].parent
+    assert sorted(p.name for p in folder.glob("*.h")) == sorted(EXPECTED_MODEL_TYPES)
+    for name, parts in EXPECTED_MODEL_TYPES.items():
+        text = (folder / name).read_text()
+        alias = text[text.index("using Model = "):]
+        alias = alias[:alias.index(";") + 1]
+        assert [part.strip().removeprefix("RTNEURAL_NAMESPACE::").rstrip(",") for part in
+                alias.removeprefix("using Model = RTNEURAL_NAMESPACE::").split("\n")] == [
+                    part.rstrip(",") for part in parts], alias
+        metadata = documents[name.replace(".h", ".json")]["metadata"]
+        contract = metadata["contract"]
+        assert f'featureVersion = "{spec.FEATURE_VERSION}"' in text
+        assert f'pitchReference = "{metadata["pitch_reference"]}"' in text
+        assert f"inputSize = {contract['input_size']};" in text and f"outputSize = {contract['output_size']};" in text
+        assert f"stateCarries = {'true' if contract['state_carries'] else 'false'};" in text
+        assert "inline bool load(Model& model, std::istream& json, std::string* error = nullptr)" in text
+        assert "namespace kelly" in text and f"with {name.replace('.h', '.json')}" in text
+    harmony = (folder / "harmonypredictor.h").read_text()
+    assert "emotionEmbeddingOffset = 0;" in harmony and "emotionEmbeddingSize = 64;" in harmony
+    assert "chordHistoryOffset = 64;" in harmony and "chordHistorySize = 64;" in harmony
+    comments = " ".join(line.removeprefix("//").strip() for line in harmony.splitlines() if line.startswith("//"))
+    assert "softmax: values in [0, 1] that sum to 1" in comments
+    assert "[64, 128) chord_history: the last 4 chords" in comments
+    emotion = (folder / "emotionrecognizer.h").read_text()
+    comments = " ".join(line.removeprefix("//").strip() for line in emotion.splitlines() if line.startswith("//"))
+    assert "stepSeconds = 0.5;" in emotion and "call reset() once at the start of each new piece" in comments
+    assert "audioFeaturesOffset = 0;" in emotion and "audioFeaturesSize = 128;" in emotion
+
+
+def test_the_io_contract_covers_every_input_and_says_how_the_plugin_steps_each_network():
+    for key in EXPORTED:
+        contract = io_contract(key)
+        offset = 0
+        for part in contract["inputs"]:
+            assert part["offset"] == offset
+            offset += part["size"]
+        assert offset == contract["input_size"] == spec.NETWORKS[key].inputs
+        assert contract["output_size"] == spec.NETWORKS[key].outputs
+        assert contract["state_carries"] == spec.NETWORKS[key].recurrent
+    assert io_contract("melody")["step_seconds"] == spec.MIDI["melody_window_seconds"]
+    assert io_contract("dynamics")["inputs"][0]["size"] == spec.DYNAMICS_INPUTS
+    assert (io_contract("groove")["outputs"]["min"], io_contract("groove")["outputs"]["max"]) == (-1.0, 1.0)
+    assert "key-relative" in io_contract("melody")["outputs"]["meaning"]
+
+
+def test_a_checkpoint_saved_under_another_networks_name_is_refused(tmp_path, capsys):
+    """An EmotionRecognizer checkpoint saved as groovepredictor_best.pt: one line, nothing written."""
+    write_checkpoint(tmp_path, "emotion", 2)
+    (tmp_path / checkpoint_name("emotion")).rename(tmp_path / checkpoint_name("groove"))
+    code, out, err = kelly_export(capsys, "--checkpoint-dir", tmp_path, "--output", tmp_path / "models",
+                                  "--models", "groove")
+    assert code == 2 and out == ""
+    assert err == (f"kelly export: error: {tmp_path / checkpoint_name('groove')}: the checkpoint is of "
+                   "EmotionRecognizer (network 'emotion'), but its name and --models say GroovePredictor ('groove'): "
+                   "a checkpoint saved under another network's name; train that network or rename the file\n")
+    assert not (tmp_path / "models" / "emotionrecognizer.json").exists()
+    assert not (tmp_path / "models" / "groovepredictor.json").exists()
+
+
+def test_an_empty_or_missing_checkpoint_folder_is_refused_before_pytorch_loads(tmp_path):
+    """The whole command, in a fresh interpreter: the one line comes before torch is imported."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    regular = tmp_path / "FILE"
+    regular.write_text("x")
+    program = ("import sys; from kelly.cli import main; code = main(sys.argv[1:]); "
+               "print('torch' in sys.modules, code)")
+    for folder, line in ((empty, f"{empty}/emotionrecognizer_best.pt: checkpoint not found (nor "
+                                 f"{empty}/checkpoints/emotionrecognizer_best.pt)"),
+                         (tmp_path / "nothing", f"{tmp_path / 'nothing'}: checkpoint folder not found (--checkpoint-dir)"),
+                         (regular, f"{regular}: is a file, not a folder (--checkpoint-dir)")):
+        result = subprocess.run([sys.executable, "-c", program, "export", "--checkpoint-dir", str(folder),
+                                 "--output", str(tmp_path / "models")],
+                                capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert result.stdout == "False 2\n", result.stderr
+        assert result.stderr == f"kelly export: error: {line}\n"
 
 
 def test_cli_export_names_a_missing_checkpoint(tmp_path):
@@ -267,14 +417,15 @@ def test_export_removes_the_temporaries_a_killed_export_left(tmp_path, killed_wr
     write_checkpoint(tmp_path, "dynamics", 5)
     models = tmp_path / "models"
     killed = killed_write(models / "groovepredictor.json")      # a network not exported this time
+    killed_header = killed_write(models / "harmonypredictor.h")
     earlier = models / "melodytransformer.json.tmp"              # as earlier versions named theirs
     earlier.write_text("{")
     users = [models / "notes.tmp", models / ".notes.txt.tmp"]    # not kelly-ml's: left alone
     for path in users:
         path.write_text("mine")
     (path, verdict), = export_cli.export_networks(tmp_path, models, ["dynamics"])
-    assert verdict.ok and not killed.exists() and not earlier.exists()
-    assert sorted(models.iterdir()) == sorted([path, *users])
+    assert verdict.ok and not killed.exists() and not killed_header.exists() and not earlier.exists()
+    assert sorted(models.iterdir()) == sorted([path, path.with_suffix(".h"), *users])
 
 
 def test_midi_note_names():

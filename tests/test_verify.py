@@ -146,6 +146,77 @@ def test_wrong_activation_fails_spec_and_numbers(good, tmp_path):
     assert "activation should be 'sigmoid'" in text
 
 
+def briefly_trained(key: str, seed: int, steps: int = 30):
+    """A network trained for a few Adam steps towards a smooth function of its inputs: weights
+    spread as training spreads them, not as initialised."""
+    from export.numbers import one_torch_thread, sample_inputs
+
+    model = trained_like_model(key, seed)
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.from_numpy(sample_inputs(model, 8, seed, sequences=4 if model.is_recurrent else 16, correlation=0.9))
+    if not model.is_recurrent:
+        inputs = inputs.reshape(-1, model.input_size)
+    projection = torch.randn(model.input_size, model.output_size, generator=generator) / model.input_size ** 0.5
+    target = torch.sigmoid((inputs - model.input_mean) / model.input_std @ projection)
+    if model.activations[-1] == "tanh":
+        target = 2 * target - 1
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    with one_torch_thread():
+        for _ in range(steps):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(inputs), target)
+            loss.backward()
+            optimiser.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("key, layers, spread", [("groove", (0, 1, 2), 3), ("melody", (1,), 1)])
+def test_one_weight_times_1_01_is_rejected_wherever_it_moves_an_output_by_more_than_1e_6(key, layers, spread, tmp_path):
+    """On a trained network, single weights multiplied by 1.01 (in every weight array of `layers`
+    the largest magnitude; with spread 3 also the median and the smallest): verify at 1e-6 rejects
+    every mutant whose outputs move by more than 1e-6 on the inputs it checks, measured
+    independently here. Every dense layer on GroovePredictor; the LSTM's W, U and b, checked over
+    stateful sequences, on MelodyTransformer."""
+    from export.numbers import plugin_runs, reference_outputs
+    from export.reference import ReferenceModel
+
+    model = briefly_trained(key, 7)
+    path = write_json(model_to_rtneural(model), tmp_path / f"{model.name.lower()}.json")
+    document = json.loads(path.read_text())
+    runs = plugin_runs(model, 0)
+    original = ReferenceModel.from_document(document)
+    baseline = {name: reference_outputs(original, inputs, stateful) for name, (inputs, stateful) in runs.items()}
+    moved = rejected = 0
+    for index, layer in enumerate(document["layers"]):
+        if index not in layers:
+            continue
+        for which, weights in enumerate(layer["weights"]):
+            values = np.asarray(weights, dtype=np.float64)
+            flat = np.abs(values).ravel()
+            order = np.argsort(flat)
+            for position in dict.fromkeys((order[-1], order[len(order) // 2], order[0])[:spread]):
+                spot = np.unravel_index(position, values.shape)
+                array = [list(row) for row in weights] if values.ndim == 2 else list(weights)
+                row = array[spot[0]] if values.ndim == 2 else array
+                row[spot[-1]] = float(np.float32(row[spot[-1]] * 1.01))
+                mutant_layer = dict(layer, weights=[array if w == which else original_w
+                                                    for w, original_w in enumerate(layer["weights"])])
+                mutant = dict(document, layers=[mutant_layer if i == index else other
+                                                for i, other in enumerate(document["layers"])])
+                change = max(float(np.abs(reference_outputs(ReferenceModel.from_document(mutant), inputs, stateful)
+                                          - baseline[name]).max()) for name, (inputs, stateful) in runs.items())
+                path.write_text(json.dumps(mutant))
+                report = verify_file(path, checkpoint=model)
+                if change > 1e-6:
+                    moved += 1
+                    assert not report.ok, (index, which, spot, change)
+                    rejected += 1
+    arrays = sum(len(document["layers"][index]["weights"]) for index in layers)
+    assert moved >= arrays, moved                          # the largest weight of every array at least moves
+    assert rejected == moved
+
+
 # --- faults RTNeural's parser misses or crashes on -----------------------------------------------
 
 def test_dropped_bias(good, tmp_path):
@@ -272,51 +343,106 @@ def test_cli_verify_exit_codes(good, tmp_path, capsys):
     args = _parser().parse_args(["verify", *map(str, files.values()), "--check-specs",
                                  "--checkpoint-dir", str(root / "checkpoints")])
     assert args.func(args) == 0
-    assert "3 of 3 file(s) passed" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "3 of 3 file(s) passed" in out and err == ""
     bad = mutated(files["GroovePredictor"], tmp_path, lambda d: d["layers"][1].update(activation="linear"))
     args = _parser().parse_args(["verify", str(files["DynamicsEngine"]), str(bad)])
     assert args.func(args) == 1
-    out = capsys.readouterr().out
-    assert f"{bad}: layer 1 (dense): unknown activation 'linear'" in out
-    assert "1 of 2 file(s) passed; 1 FAILED" in out
+    out, err = capsys.readouterr()
+    # results on stdout, each fault one line on stderr
+    assert f"{bad}: GroovePredictor: FAILED (1 fault)" in out and "1 of 2 file(s) passed; 1 FAILED" in out
+    assert "unknown activation" not in out
+    assert err.splitlines() == [f"{bad}: layer 1 (dense): unknown activation 'linear' (a linear layer has activation "
+                                '"" or none): RTNeural\'s parser builds a null layer and crashes (segfault) while '
+                                "loading the file"]
+
+
+def test_verify_usage_errors_exit_2_with_one_line(good, tmp_path, capsys):
+    from kelly.cli import main
+
+    root, models, files = good
+    for argv, line in (
+            (["verify", str(tmp_path / "none.json")], f"{tmp_path / 'none.json'}: no such file"),
+            (["verify", str(files["DynamicsEngine"]), "--checkpoint-dir", str(tmp_path / "no")],
+             f"{tmp_path / 'no'}: checkpoint folder not found (--checkpoint-dir)"),
+            (["verify", str(files["DynamicsEngine"]), "--rtneural-dir", str(tmp_path)],
+             f"{tmp_path}: not an RTNeural checkout (no RTNeural/RTNeural.h in it) (--rtneural-dir)")):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert (out, err) == ("", f"kelly verify: error: {line}\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", str(files["DynamicsEngine"]), "--tolerance", "2"])
+    assert exit_.value.code == 2
+    assert "--tolerance: 2 is not between 0 and 1" in capsys.readouterr().err
+
+
+def test_the_tolerance_flag_loosens_the_limit(good, tmp_path):
+    root, models, files = good
+
+    def nudge(document):
+        document["layers"][2]["weights"][1][0] += 2e-5               # the output bias: moves that sigmoid output by ~5e-6
+
+    path = mutated(files["DynamicsEngine"], tmp_path, nudge)
+    strict = verify_file(path, checkpoint=models["dynamics"])
+    assert not strict.ok and "limit 1e-06" in faults(strict)
+    assert verify_file(path, checkpoint=models["dynamics"], tolerance=1e-4).ok
 
 
 # --- the real RTNeural ---------------------------------------------------------------------------
 
 RTNEURAL_DIR = os.environ.get("KELLY_RTNEURAL_DIR")
+needs_rtneural = pytest.mark.skipif(not RTNEURAL_DIR, reason="set KELLY_RTNEURAL_DIR to an RTNeural checkout")
 
 
-@pytest.mark.skipif(not RTNEURAL_DIR, reason="set KELLY_RTNEURAL_DIR to an RTNeural checkout")
-def test_rtneural_matches_pytorch_and_shows_the_silent_faults(good, tmp_path):
-    from export.harness import RTNeuralHarness
+def fake_checkout(root: Path, *, api: bool) -> Path:
+    """A folder shaped like an RTNeural checkout; with `api`, its headers name every API the
+    generated headers use (nothing in them compiles: for the checks made before compiling)."""
+    from export.harness import REQUIRED_API
+
+    (root / "RTNeural").mkdir(parents=True)
+    (root / "RTNeural" / "RTNeural.h").write_text("#pragma once\n")
+    (root / "RTNeural" / "model_loader.h").write_text("#pragma once\n")
+    if api:
+        for _, name, pattern in REQUIRED_API:
+            path = root / "RTNeural" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = pattern.replace("\\b", "").replace("\\(", "(")
+            path.write_text((path.read_text() if path.exists() else "") + text + "\n")
+    return root
+
+
+def test_an_rtneural_too_old_for_the_headers_is_one_line_naming_what_it_lacks(good, tmp_path, capsys):
+    """Like a checkout from before RTNeural's compile-time API (2021-04): exit 2 before any work."""
+    from kelly.cli import main
 
     root, models, files = good
-    with RTNeuralHarness(RTNEURAL_DIR) as harness:
-        for name, path in files.items():
-            report = verify_file(path, checkpoint=root / "checkpoints", harness=harness)
-            assert report.ok, report.format()
-            assert {k for k in report.differences if k.startswith("rtneural vs pytorch")}
-            assert max(report.differences.values()) < TOLERANCE
-            print(report.format())
+    old = fake_checkout(tmp_path / "RTNeural-2021", api=False)
+    assert main(["verify", str(files["GroovePredictor"]), "--rtneural-dir", str(old)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"kelly verify: error: {old}: this RTNeural is too old for kelly's headers: it lacks the "
+                   "compile-time API (RTNeural::ModelT) (RTNeural/ModelT.h); ModelT::parseJson(const nlohmann::json&) "
+                   "(RTNeural/ModelT.h); DenseT (RTNeural/dense/dense.h); LSTMLayerT (RTNeural/lstm/lstm.h); "
+                   "TanhActivationT, ReLuActivationT, SigmoidActivationT, SoftmaxActivationT "
+                   "(RTNeural/activation/activation.h); json_parser::parseJson(const nlohmann::json&) "
+                   "(RTNeural/model_loader.h); they need RTNeural's ModelT on every backend (2021-05-23, commit "
+                   "9949b37, or later; tested with 1fb1f07) (--rtneural-dir)\n")
 
-        # what the verifier rejects, RTNeural loads without a word and computes something else
-        inputs = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
 
-        def transpose(document):
-            kernel = document["layers"][2]["weights"][0]
-            document["layers"][2]["weights"][0] = [list(row) for row in zip(*kernel)]
+def test_without_a_compiler_one_line_says_so_and_everything_else_is_checked(good, tmp_path, capsys, monkeypatch):
+    from kelly.cli import main
 
-        good_out = harness.run(files["MelodyTransformer"], inputs, stateful=False)
-        bad_out = harness.run(mutated(files["MelodyTransformer"], tmp_path, transpose), inputs, stateful=False)
-        assert np.abs(bad_out - good_out).max() > 1e-3
-
-        # "Dense": the 128 -> 64 layer is skipped; the next layer reads 128 values through a
-        # zero-filled 128 x 32 kernel, and the model still loads with 32 outputs
-        good_out = harness.run(files["GroovePredictor"], inputs, stateful=False)
-        skipped = mutated(files["GroovePredictor"], tmp_path, lambda d: d["layers"][1].update(type="Dense"))
-        bad_out = harness.run(skipped, inputs, stateful=False)
-        assert bad_out.shape == good_out.shape == (4, 32)
-        assert np.abs(bad_out - good_out).max() > 1e-3
+    root, models, files = good
+    checkout = fake_checkout(tmp_path / "RTNeural", api=True)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    code = main(["verify", *map(str, files.values()), "--check-specs", "--checkpoint-dir", str(root / "checkpoints"),
+                 "--rtneural-dir", str(checkout)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err == ("kelly verify: RTNeural checks left out: no C++ compiler found (looked for $CXX, g++, clang++, "
+                   "c++): install one to check against RTNeural; every other check runs\n")
+    assert "3 of 3 file(s) passed" in out and out.count("checked structure, features, spec, numbers") == 3
 
 
 def test_harness_names_a_folder_that_is_not_a_checkout(tmp_path):
@@ -333,3 +459,131 @@ def test_harness_says_when_no_compiler_is_found(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HarnessError, match="no C\\+\\+ compiler found"):
         find_compiler()
+
+
+def test_the_first_compiler_error_line_is_the_one_shown():
+    from export.harness import first_error_line
+
+    output = ("In file included from x.cpp:1:\n/m/groovepredictor.h:12:5: error: expected ';' before '}' token\n"
+              "/m/groovepredictor.h:40:1: error: something after\ncompilation terminated.\n")
+    assert first_error_line(output) == "/m/groovepredictor.h:12:5: error: expected ';' before '}' token"
+    assert first_error_line("ld: cannot find -lfoo\n") == "ld: cannot find -lfoo"
+
+
+@needs_rtneural
+def test_rtneural_compile_time_and_run_time_match_pytorch_on_every_backend(good, capsys):
+    """The headers compile with -std=c++17 -Wall -Werror on every backend the checkout provides;
+    ModelT and the run-time parser agree with PyTorch within 1e-6 on 200 single steps and, for
+    the LSTM network, 10 stateful sequences of 200 steps."""
+    from kelly.cli import main
+
+    root, models, files = good
+    code = main(["verify", *map(str, files.values()), "--check-specs", "--checkpoint-dir", str(root / "checkpoints"),
+                 "--rtneural-dir", RTNEURAL_DIR])
+    out, err = capsys.readouterr()
+    print(out)
+    assert code == 0 and err == "", err
+    backends = out.splitlines()[0].split("backends: ")[1].split(", ")
+    assert "stl" in backends and "eigen" in backends
+    for backend in backends:
+        for api in ("ModelT", "run-time parser"):
+            for name in files:
+                runs = ["200 single steps"] + (["10 x 200-step sequences"] if name == "MelodyTransformer" else [])
+                for run in runs:
+                    line = next(line for line in out.splitlines() if f"RTNeural {api} ({backend}) vs pytorch, {run}" in line
+                                and line.startswith("  ") and out.index(line) > out.index(f"{name}: OK"))
+                    assert float(line.split(": ")[1].split(" ")[0]) < 1e-6, line
+    assert out.count("timed: ") >= len(files) * len(backends)
+
+
+@needs_rtneural
+def test_rtneural_shows_what_the_verifier_guards_against(good, tmp_path):
+    """What the verifier rejects, the real library loads without a word and computes otherwise, or
+    crashes on while loading; the header's load() refuses it with the reason."""
+    from export.compiled import CompiledModels
+    from export.harness import HarnessError, RTNeuralHarness, Toolchain
+
+    root, models, files = good
+    inputs = np.random.default_rng(0).standard_normal((4, 1, 64)).astype(np.float32)
+
+    def transpose(document):
+        kernel = document["layers"][2]["weights"][0]
+        document["layers"][2]["weights"][0] = [list(row) for row in zip(*kernel)]
+
+    toolchain = Toolchain(RTNEURAL_DIR)
+    try:
+        harness = RTNeuralHarness(toolchain=toolchain)
+        good_out = harness.outputs(files["MelodyTransformer"], inputs)
+        assert np.abs(harness.outputs(mutated(files["MelodyTransformer"], tmp_path, transpose), inputs) - good_out).max() > 1e-3
+
+        # "Dense": the 128 -> 64 layer is skipped and the model still loads with 32 outputs
+        good_out = harness.outputs(files["GroovePredictor"], inputs)
+        skipped = mutated(files["GroovePredictor"], tmp_path, lambda d: d["layers"][1].update(type="Dense"))
+        bad_out = harness.outputs(skipped, inputs)
+        assert bad_out.shape == good_out.shape == (4, 1, 32)
+        assert np.abs(bad_out - good_out).max() > 1e-3
+
+        # an unknown activation: the run-time parser crashes while it loads the file
+        crashing = mutated(files["GroovePredictor"], tmp_path, lambda d: d["layers"][1].update(activation="Tanh"))
+        with pytest.raises(HarnessError, match="killed by SIGSEGV"):
+            harness.outputs(crashing, inputs)
+
+        # the header's load() refuses a file that does not fit its Model, naming the layer
+        (tmp_path / "groovepredictor.h").write_text(files["GroovePredictor"].with_suffix(".h").read_text())
+        compiled = CompiledModels(toolchain, "stl", {crashing: tmp_path / "groovepredictor.h"})
+        with pytest.raises(HarnessError, match=r"load\(\) refuses .*layer 1 \(dense 128->64\): its activation is "
+                                               r'"Tanh", the model\'s "tanh"'):
+            compiled.run(crashing, inputs)
+    finally:
+        toolchain.close()
+
+
+@needs_rtneural
+def test_a_header_that_does_not_compile_is_one_line_with_the_compilers_first_error(good, tmp_path, capsys):
+    from kelly.cli import main
+
+    root, models, files = good
+    for path in files.values():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+        (tmp_path / path.with_suffix(".h").name).write_bytes(path.with_suffix(".h").read_bytes())
+    broken = tmp_path / "groovepredictor.h"
+    broken.write_text(broken.read_text().replace("inline constexpr int outputSize = 32;", "inline constexpr int outputSize = ;"))
+    code = main(["verify", *(str(tmp_path / path.name) for path in files.values()), "--rtneural-dir", RTNEURAL_DIR,
+                 "--rtneural-backend", "stl"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.splitlines() == [
+        f"{tmp_path / 'groovepredictor.json'}: groovepredictor.h (with -std=c++17 -Wall -Werror) does not compile "
+        f"against {err.split('against ')[1].split(', stl')[0]}, stl backend: {broken}:"
+        + err.split(f"{broken}:")[1].splitlines()[0]]
+    assert "error: expected primary-expression before" in err
+    assert "2 of 3 file(s) passed; 1 FAILED" in out
+
+
+@needs_rtneural
+def test_the_plugin_example_in_the_docs_compiles_with_the_headers(good, tmp_path):
+    """docs/rtneural.md's C++ example, with the exported headers, -std=c++17 -Wall -Werror."""
+    from export.harness import Toolchain
+
+    root, models, files = good
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rtneural.md").read_text()
+    example = text.split("```cpp\n", 1)[1].split("```", 1)[0]
+    export_cli.export_networks(root / "checkpoints", tmp_path, ["melody"])
+    write_checkpoint_like(root / "checkpoints", "emotion", tmp_path)
+    source = tmp_path / "example.cpp"
+    source.write_text(example + "\nint main() { Networks n; std::string e; n.load(\".\", e); n.startPiece(); return 0; }\n")
+    toolchain = Toolchain(RTNEURAL_DIR)
+    try:
+        toolchain.compile(source, tmp_path / "example", "stl", warnings_as_errors=True, what="the example")
+    finally:
+        toolchain.close()
+
+
+def write_checkpoint_like(checkpoints: Path, key: str, output: Path) -> None:
+    """A checkpoint of `key` beside the others, exported into `output`."""
+    model = trained_like_model(key, 9)
+    save_checkpoint(checkpoints / checkpoint_name(key, "best"), {
+        "format": FORMAT, "network": key, "network_name": model.name, "model_state": model.state_dict(),
+        "optimizer_state": {}, "epoch": 1, "history": [], "feature_version": spec.FEATURE_VERSION,
+        "cache_identity": "cache-test", "config": {}, "best_val_loss": 0.3, "metrics": {}})
+    export_cli.export_networks(checkpoints, output, [key])
