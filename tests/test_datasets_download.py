@@ -243,7 +243,8 @@ def test_full_download_is_found_by_every_reader_and_a_rerun_downloads_nothing(sa
                            ("lakh", "lmd_full"), ("harmony", "chord-json")]:
         assert f"({layout})" in summary.split(f"  {source:<8}", 1)[1].splitlines()[0]
     print(summary)
-    assert "not found under" not in summary
+    missing = [line for line in summary.splitlines() if "not found under" in line]
+    assert [line.rsplit(": ", 1)[1] for line in missing] == ["emopia"], missing     # the one not downloaded here
 
 
 def test_a_dropped_connection_is_resumed_by_the_rerun_byte_for_byte(archives, server, tmp_path, capsys):
