@@ -201,7 +201,7 @@ def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: i
     """Label the cache's proxy-labelled Lakh and MAESTRO items into its labels table and refresh its
     input statistics; returns {"label_source", "labelled": {source: n}, "unreadable": {source: n},
     "examples": [...], "annotated": n, "groove_proxy": n, "path", "seconds"}."""
-    from preprocess.cache.labels import LABELLED_SOURCES, LabelTable, write_labels
+    from preprocess.cache.labels import LABELLED_SOURCES, LabelTable, labels_path, remove_labels, write_labels
     from preprocess.cache.manifest import Manifest
     from preprocess.cache.stats import update_input_stats
     from preprocess.cache.writer import cache_lock
@@ -222,6 +222,9 @@ def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: i
             by_path.setdefault(record.source_path, []).append(record)
         table = LabelTable(label_source=source, labeller_version=spec.LABELLER_VERSION,
                            checkpoint=str(checkpoint_path))
+        table.axes, table.agreement = measured_axes(checkpoint_path, cache_dir, served)
+        if "labeller" not in table.axes.values():
+            by_path = {}                # the proxies agree better on both axes: nothing to relabel
         labelled = {s: 0 for s in LABELLED_SOURCES}
         unreadable = {s: 0 for s in LABELLED_SOURCES}
         examples = []
@@ -238,23 +241,58 @@ def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: i
                         continue
                     valence, arousal, _ = label_frames(model, frames)
                     for record in records:
-                        table.add(record.source, record.item_id, record.content_hash, valence, arousal)
+                        table.add(record.source, record.item_id, record.content_hash,
+                                  valence if table.axes["valence"] == "labeller" else record.valence,
+                                  arousal if table.axes["arousal"] == "labeller" else record.arousal)
                         labelled[record.source] += 1
-        written = write_labels(cache_dir, table)
+        if len(table):
+            written = write_labels(cache_dir, table)
+        else:
+            remove_labels(cache_dir)
+            written = labels_path(cache_dir)
         update_input_stats(cache_dir)
     return {"label_source": source, "checkpoint": str(checkpoint_path), "labelled": labelled,
+            "axes": dict(table.axes), "agreement": table.agreement, "table_written": bool(len(table)),
             "unreadable": unreadable, "examples": examples, "path": str(written),
             "annotated": sum(r.label_source == spec.LABEL_ANNOTATED for r in served),
             "groove_proxy": sum(r.source == "groove" and r.label_source == spec.LABEL_PROXY for r in served),
             "seconds": time.perf_counter() - started}
 
 
+def measured_axes(checkpoint_path: Path, cache_dir: Path, served) -> tuple[dict[str, str], dict]:
+    """(axis -> "labeller" | "proxy", the figures it was chosen on) from the cache's held-out EMOPIA
+    clips (kelly.label_choice); both axes from the labeller where the cache holds no such clips."""
+    from kelly.label_choice import choose_axes, held_out_clips, proxy_metrics
+    from train.labeller_evaluate import evaluate_labeller
+
+    split, records = held_out_clips(served)
+    if not records:
+        return {"valence": "labeller", "arousal": "labeller"}, {}
+    labeller = evaluate_labeller(checkpoint_path, cache_dir)["metrics"]
+    proxy = proxy_metrics(records)
+    keep = ("quadrant_accuracy", "valence_balanced_accuracy", "arousal_balanced_accuracy")
+    agreement = {"split": split, "clips": len(records), "labeller": {k: labeller.get(k) for k in keep},
+                 "proxy": {k: proxy.get(k) for k in keep}}
+    return choose_axes(labeller, proxy), agreement
+
+
 def format_cache_summary(summary: dict) -> str:
     lines = [f"labels table {summary['path']} ({summary['label_source']}, from {summary['checkpoint']}), "
              f"{summary['seconds']:.1f} s:"]
+    from kelly.label_choice import format_choice
+
+    axes, agreement = summary.get("axes") or {}, summary.get("agreement") or {}
+    if agreement:
+        lines.append("  " + format_choice(agreement["split"], agreement["clips"], agreement["labeller"],
+                                          agreement["proxy"], axes).replace("\n", "\n  "))
+    if axes and "labeller" not in axes.values():
+        lines.append("  the proxy labels agree better with EMOPIA's annotators on both axes: every item keeps them")
     for source, n in summary["labelled"].items():
         lines.append(f"  {source:<8} {n:>7,} items labelled by the labeller, {summary['unreadable'][source]:,} "
                      f"unreadable kept their proxy labels")
+    if axes and list(axes.values()).count("labeller") == 1:
+        kept = [a for a, v in axes.items() if v == "proxy"][0]
+        lines.append(f"  their {kept} stays the proxy's, which agrees better with EMOPIA's annotators")
     lines.append(f"  {summary['annotated']:,} items keep their human labels; {summary['groove_proxy']:,} Groove "
                  f"items keep their proxy labels (drum kits alone: the labeller reads pitched notes)")
     for example in summary["examples"]:

@@ -141,7 +141,12 @@ def test_the_cache_takes_the_labellers_labels_and_human_labels_win(trained, kell
                              "--no-progress", "--workers", "1")
     assert code == 0 and "2 items labelled by the labeller" in out
     source = f"labeller:{labeller_id(trained['checkpoints'] / 'emotionlabeller_best.pt')}"
-    assert read_labels(cache).label_source == source and reader.cache_identity(cache) != identity
+    labels = read_labels(cache)
+    assert labels.label_source == source and reader.cache_identity(cache) != identity
+    # each axis from whichever agreed better with the annotators on the held-out clips, said so
+    assert set(labels.axes) == {"valence", "arousal"} and "labeller" in labels.axes.values()
+    assert labels.agreement["clips"] > 0 and "balanced accuracy" in out
+    name = labels.source_name()
 
     after = reader.load_network(cache, "melody")
     assert np.array_equal(before.row_inputs, after.row_inputs) and np.array_equal(before.stored_targets,
@@ -151,12 +156,33 @@ def test_the_cache_takes_the_labellers_labels_and_human_labels_win(trained, kell
     human = table.item_ids.index(next(i for i, s in zip(before.items.item_ids, before.items.label_source) if s == 0))
     assert names[human] == "annotated" and (table.valence[human], table.arousal[human]) == (-0.75, 0.5)
     assert np.array_equal(table.embedding[human], before.items.embedding[human])
-    labelled = [i for i, n in enumerate(names) if n == source]
+    labelled = [i for i, n in enumerate(names) if n == name]
     assert len(labelled) == 2
     for i in labelled:
         assert np.allclose(table.embedding[i], embed(table.valence[i], table.arousal[i]), atol=1e-6)
+        for axis, values, old in (("valence", table.valence, before.items.valence),
+                                  ("arousal", table.arousal, before.items.arousal)):
+            j = before.items.item_ids.index(table.item_ids[i])
+            if labels.axes[axis] == "proxy":          # the proxy's value kept on that axis
+                assert values[i] == old[j]
     counts = train_data.from_cache(cache, "melody", validation_split=0.5).counts["label_sources"]
-    assert counts == {"annotated": 1, source: 2}
+    assert counts == {"annotated": 1, name: 2}
+
+
+def test_each_axis_takes_the_labels_that_agree_better_with_listeners():
+    from kelly.label_choice import choose_axes
+    from preprocess.cache.labels import LabelTable
+
+    labeller = {"valence_balanced_accuracy": 0.76, "arousal_balanced_accuracy": 0.86}
+    proxy = {"valence_balanced_accuracy": 0.71, "arousal_balanced_accuracy": 0.93}
+    assert choose_axes(labeller, proxy) == {"valence": "labeller", "arousal": "proxy"}
+    assert choose_axes(labeller, {}) == {"valence": "labeller", "arousal": "labeller"}   # nothing measured
+    assert choose_axes({"valence_balanced_accuracy": 0.5, "arousal_balanced_accuracy": 0.5}, proxy) == \
+        {"valence": "proxy", "arousal": "proxy"}
+    table = LabelTable(label_source="labeller:abc", labeller_version="v", checkpoint="c")
+    assert table.source_name() == "labeller:abc"
+    table.axes = choose_axes(labeller, proxy)
+    assert table.source_name() == "labeller:abc (valence; arousal: proxy)"
 
 
 def test_the_label_source_reaches_the_export_metadata(trained, kelly_cli):

@@ -55,6 +55,19 @@ class LabelTable:
     checkpoint: str
     items: dict[str, dict[str, tuple[str, float, float]]] = field(default_factory=dict)
     created: float = 0.0
+    #: where each axis's values come from: "labeller", or "proxy" where the proxy rules agreed better
+    #: with EMOPIA's annotators on held-out clips (kelly.label_choice); the held-out figures beside
+    axes: dict[str, str] = field(default_factory=lambda: {"valence": "labeller", "arousal": "labeller"})
+    agreement: dict = field(default_factory=dict)
+
+    def source_name(self) -> str:
+        """The label source its items are recorded under: "labeller:<id>", and where one axis kept
+        the proxy's values, which ("labeller:<id> (valence; arousal: proxy)")."""
+        kept = [axis for axis, origin in self.axes.items() if origin == "proxy"]
+        if len(kept) == 1:
+            used = next(axis for axis in self.axes if axis not in kept)
+            return f"{self.label_source} ({used}; {kept[0]}: proxy)"
+        return self.label_source
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self.items.values())
@@ -69,6 +82,7 @@ class LabelTable:
     def to_json(self) -> dict:
         return {"format": FORMAT, "label_source": self.label_source, "labeller_version": self.labeller_version,
                 "checkpoint": self.checkpoint, "created": self.created or time.time(),
+                "axes": dict(self.axes), "agreement": self.agreement,
                 "items": {s: {i: list(e) for i, e in sorted(entries.items())} for s, entries in sorted(self.items.items())}}
 
 
@@ -109,6 +123,11 @@ def read_labels(cache_dir: str | Path) -> LabelTable | None:
     table = LabelTable(label_source=str(raw.get("label_source", spec.LABEL_LABELLER)),
                        labeller_version=str(raw.get("labeller_version", "")), checkpoint=str(raw.get("checkpoint", "")),
                        created=float(raw.get("created", 0.0)))
+    axes = raw.get("axes")
+    if isinstance(axes, dict) and all(axes.get(a) in ("labeller", "proxy") for a in ("valence", "arousal")):
+        table.axes = {a: axes[a] for a in ("valence", "arousal")}
+    if isinstance(raw.get("agreement"), dict):
+        table.agreement = raw["agreement"]
     try:
         for source, entries in raw["items"].items():
             for item_id, (content_hash, valence, arousal) in entries.items():
@@ -149,7 +168,7 @@ def apply_labels(items: ItemTable, content_hashes: list[str | None], table: Labe
     valence, arousal = (np.asarray(v, dtype=np.float32) for v in zip(*values))
     out = replace(items, valence=items.valence.copy(), arousal=items.arousal.copy(),
                   label_source=items.label_source.copy(), embedding=items.embedding.copy(),
-                  labeller=table.label_source)
+                  labeller=table.source_name())
     out.valence[index], out.arousal[index] = valence, arousal
     out.label_source[index] = LABELLER_CODE
     out.embedding[index] = embed(valence.astype(np.float64), arousal.astype(np.float64)).astype(np.float32)
