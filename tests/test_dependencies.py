@@ -7,6 +7,7 @@ those inside functions included:
   and it imports no stage.
 - kelly/ is the roof (the `kelly` command and `kelly pipeline`): no stage imports it.
 - No circle: no two modules import each other, directly or through others.
+- No module of a stage passes 500 lines.
 - preprocess/ imports nothing from train/ or export/.
 - train/ imports nothing from export/, and from preprocess/ only the cache's reading side (the
   shard reader, the row type and its layout, the input statistics) and the feature definition
@@ -120,3 +121,14 @@ def test_export_imports_only_the_feature_definition_from_preprocess():
     for path in sources("export"):
         bad = {m for m in imported_modules(path) if m.startswith("preprocess") and m not in EXPORT_MAY_IMPORT}
         assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+#: the most lines a module of a stage may hold: past it, it holds more than one idea and is split
+MAX_MODULE_LINES = 500
+
+
+def test_no_stage_module_is_over_500_lines():
+    for folder in ("common", "preprocess", "train", "export", "kelly"):
+        for path in sources(folder):
+            lines = len(path.read_text(encoding="utf-8").splitlines())
+            assert lines <= MAX_MODULE_LINES, f"{path.relative_to(REPO)}: {lines} lines"
