@@ -51,6 +51,10 @@ def add_parsers(subparsers) -> None:
                    help="the folder holding emotionlabeller_best.pt (a training output or its checkpoints/)")
     p.add_argument("--output", "-o", type=Path, help="the CSV to write (default: stdout)")
     p.add_argument("--cache-dir", type=Path, help="label this cache's unannotated MIDI items instead of PATHs")
+    p.add_argument("--labeller-axes", nargs="+", choices=("valence", "arousal"), metavar="AXIS",
+                   help="with --cache-dir: the axes the labeller's values take whatever the held-out EMOPIA "
+                        "clips say (default: each axis where it is measurably closer to the annotators than "
+                        "the proxy rules)")
     p.add_argument("--workers", type=int, help="processes reading files (default: every core)")
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="(default: best)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,9 +66,11 @@ def handle_label(args: argparse.Namespace) -> int:
         if args.paths or args.output is not None:
             raise KellyError("--cache-dir labels the cache's items: give no PATH and no --output with it")
         summary = label_cache(args.checkpoint_dir, args.cache_dir, workers=args.workers, kind=args.checkpoint,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, axes=args.labeller_axes)
         print(format_cache_summary(summary))
         return 0
+    if args.labeller_axes:
+        raise KellyError("--labeller-axes chooses what the cache's items take: give it with --cache-dir")
     if not args.paths:
         raise KellyError("give MIDI files or folders to label (or --cache-dir)")
     summary = label_paths(args.checkpoint_dir, args.paths, output=args.output, workers=args.workers,
@@ -197,7 +203,7 @@ def csv_text(rows) -> str:
 # --- the cache ---------------------------------------------------------------------------------------
 
 def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: int | None = None,
-                kind: str = "best", progress: bool = True) -> dict:
+                kind: str = "best", progress: bool = True, axes: list[str] | None = None) -> dict:
     """Label the cache's proxy-labelled Lakh and MAESTRO items into its labels table and refresh its
     input statistics; returns {"label_source", "labelled": {source: n}, "unreadable": {source: n},
     "examples": [...], "annotated": n, "groove_proxy": n, "path", "seconds"}."""
@@ -222,7 +228,8 @@ def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: i
             by_path.setdefault(record.source_path, []).append(record)
         table = LabelTable(label_source=source, labeller_version=spec.LABELLER_VERSION,
                            checkpoint=str(checkpoint_path))
-        table.axes, table.agreement = measured_axes(checkpoint_path, cache_dir, served)
+        with single_thread():
+            table.axes, table.agreement = measured_axes(model, served, workers=workers, forced=axes)
         if "labeller" not in table.axes.values():
             by_path = {}                # the proxies agree better on both axes: nothing to relabel
         labelled = {s: 0 for s in LABELLED_SOURCES}
@@ -259,21 +266,42 @@ def label_cache(checkpoint_dir: str | Path, cache_dir: str | Path, *, workers: i
             "seconds": time.perf_counter() - started}
 
 
-def measured_axes(checkpoint_path: Path, cache_dir: Path, served) -> tuple[dict[str, str], dict]:
-    """(axis -> "labeller" | "proxy", the figures it was chosen on) from the cache's held-out EMOPIA
-    clips (kelly.label_choice); both axes from the labeller where the cache holds no such clips."""
-    from kelly.label_choice import choose_axes, held_out_clips, proxy_metrics
-    from train.labeller_evaluate import evaluate_labeller
+def measured_axes(model, served, *, workers: int | None = None, forced: list[str] | None = None
+                  ) -> tuple[dict[str, str], dict]:
+    """(axis -> "labeller" | "proxy", the figures it was chosen on): the labeller and the proxy rules
+    on the cache's held-out EMOPIA clips (kelly.label_choice). `forced`: the axes the labeller takes
+    whatever the figures say (the others keep the proxy's values)."""
+    import numpy as np
+
+    from kelly.label_choice import AXES, compare, held_out_clips
+    from preprocess.features.midi import MidiError, load_notes
+    from preprocess.features.proxy_labels import proxy_labels
 
     split, records = held_out_clips(served)
-    if not records:
-        return {"valence": "labeller", "arousal": "labeller"}, {}
-    labeller = evaluate_labeller(checkpoint_path, cache_dir)["metrics"]
-    proxy = proxy_metrics(records)
-    keep = ("quadrant_accuracy", "valence_balanced_accuracy", "arousal_balanced_accuracy")
-    agreement = {"split": split, "clips": len(records), "labeller": {k: labeller.get(k) for k in keep},
-                 "proxy": {k: proxy.get(k) for k in keep}}
-    return choose_axes(labeller, proxy), agreement
+    ours, theirs, truth = [], [], []
+    if records:
+        by_path = {str(Path(r.source_path)): r for r in records}
+        for path, frames in read_frames([Path(p) for p in by_path], workers=workers, progress=False,
+                                        desc="held-out clips"):
+            if not hasattr(frames, "shape"):
+                continue
+            try:
+                proxy = proxy_labels(load_notes(path), "maestro")
+            except (MidiError, OSError, ValueError):
+                continue
+            record = by_path[str(path)]
+            ours.append(label_frames(model, frames)[:2])
+            theirs.append((proxy.valence, proxy.arousal))
+            truth.append((record.valence, record.arousal))
+    if forced is not None:
+        choice = {axis: "labeller" if axis in forced else "proxy" for axis in AXES}
+    elif not truth:
+        choice = {axis: "labeller" for axis in AXES}          # nothing to measure against: the labeller's
+    if not truth:
+        return choice, {}
+    measured, figures = compare(*(np.asarray(x, dtype=np.float64) for x in (ours, theirs, truth)))
+    figures["split"] = split
+    return (choice if forced is not None else measured), figures
 
 
 def format_cache_summary(summary: dict) -> str:
@@ -283,16 +311,16 @@ def format_cache_summary(summary: dict) -> str:
 
     axes, agreement = summary.get("axes") or {}, summary.get("agreement") or {}
     if agreement:
-        lines.append("  " + format_choice(agreement["split"], agreement["clips"], agreement["labeller"],
-                                          agreement["proxy"], axes).replace("\n", "\n  "))
+        lines.append("  " + format_choice(agreement["split"], agreement, axes).replace("\n", "\n  "))
     if axes and "labeller" not in axes.values():
-        lines.append("  the proxy labels agree better with EMOPIA's annotators on both axes: every item keeps them")
+        lines.append("  the labeller is not measurably closer to EMOPIA's annotators on either axis: every item "
+                     "keeps its proxy labels")
     for source, n in summary["labelled"].items():
         lines.append(f"  {source:<8} {n:>7,} items labelled by the labeller, {summary['unreadable'][source]:,} "
                      f"unreadable kept their proxy labels")
     if axes and list(axes.values()).count("labeller") == 1:
         kept = [a for a, v in axes.items() if v == "proxy"][0]
-        lines.append(f"  their {kept} stays the proxy's, which agrees better with EMOPIA's annotators")
+        lines.append(f"  their {kept} stays the proxy's: the labeller is not measurably closer to listeners there")
     lines.append(f"  {summary['annotated']:,} items keep their human labels; {summary['groove_proxy']:,} Groove "
                  f"items keep their proxy labels (drum kits alone: the labeller reads pitched notes)")
     for example in summary["examples"]:

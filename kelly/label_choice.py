@@ -1,21 +1,26 @@
 """Which labels follow listeners better, axis by axis: the EmotionLabeller's or the proxy rules'.
 
-Before the labeller relabels a cache, both are scored on the cache's held-out EMOPIA clips (the
-official test split, else the official validation split: clips the labeller never trained or
-stopped on), by the balanced accuracy of each sign against the annotators' quadrant. For each axis
-(valence, arousal) the labeller's value replaces the proxy's only where the labeller agrees with
-listeners at least as well; on the other axis the item keeps its proxy value. A label is a claim
-about what people hear, so the claim with the better measured agreement is the one kept.
+Before the labeller relabels a cache, both label the cache's held-out EMOPIA clips (the official
+test split, else the official validation split: clips the labeller never trained or stopped on),
+and each sign is compared with the annotators' quadrant. For each axis (valence, arousal) the
+labeller's values replace the proxy's only where the labeller is measurably closer to listeners:
+over the clips where exactly one of the two gets the sign right, the labeller must win by at least
+one standard error of that count (McNemar's z = (b - c) / sqrt(b + c) >= 1, b the clips only the
+labeller gets right, c those only the proxy gets right). A labeller that is not measurably better
+(a few dozen held-out clips, or a weak model) leaves the axis to the proxy, which every item already
+has. A label is a claim about what people hear: the claim measured closer to them is kept.
 
-    choice = choose_axes(labeller_metrics, proxy_metrics)     # {"valence": "labeller", "arousal": "proxy"}
+    choice, figures = compare(labeller_signs, proxy_signs, truth)   # {"valence": "labeller", "arousal": "proxy"}
 """
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
 import numpy as np
 
 AXES = ("valence", "arousal")
+#: how many standard errors the labeller must win by on an axis to replace the proxy there
+MIN_Z = 1.0
 
 
 def held_out_clips(served, split_names=("test", "validation")) -> tuple[str, list]:
@@ -28,44 +33,33 @@ def held_out_clips(served, split_names=("test", "validation")) -> tuple[str, lis
     return "", []
 
 
-def proxy_metrics(records) -> dict:
-    """The proxy rules (preprocess.features.proxy_labels, the MIDI routes) on annotated clips:
-    `train.labeller_evaluate.sign_metrics` of their (valence, arousal) against the clips' signs.
-    Clips that cannot be read are left out of both sides."""
-    from preprocess.features.midi import load_notes
-    from preprocess.features.proxy_labels import proxy_labels
+def compare(labeller: np.ndarray, proxy: np.ndarray, truth: np.ndarray) -> tuple[dict[str, str], dict]:
+    """(axis -> "labeller" | "proxy", the figures per axis) from (valence, arousal) [N, 2] of the
+    labeller and of the proxy rules on the same clips, against the annotated signs [N, 2]."""
     from train.labeller_evaluate import sign_metrics
 
-    predicted, truth = [], []
-    for record in records:
-        try:
-            labels = proxy_labels(load_notes(Path(record.source_path)), "maestro")
-        except (OSError, ValueError):
-            continue
-        predicted.append((labels.valence, labels.arousal))
-        truth.append((record.valence, record.arousal))
-    if not predicted:
-        return {}
-    return sign_metrics(np.asarray(predicted, dtype=np.float64), np.asarray(truth, dtype=np.float64))
+    choice, figures = {}, {"clips": int(len(truth)), "labeller": sign_metrics(labeller, truth),
+                           "proxy": sign_metrics(proxy, truth)}
+    for figures_key in ("labeller", "proxy"):
+        figures[figures_key].pop("confusion", None)
+    for column, axis in enumerate(AXES):
+        right = truth[:, column] > 0
+        ours, theirs = (labeller[:, column] >= 0) == right, (proxy[:, column] >= 0) == right
+        b, c = int(np.sum(ours & ~theirs)), int(np.sum(theirs & ~ours))
+        z = (b - c) / math.sqrt(b + c) if b + c else 0.0
+        choice[axis] = "labeller" if z >= MIN_Z else "proxy"
+        figures[axis] = {"only_labeller_right": b, "only_proxy_right": c, "z": z}
+    return choice, figures
 
 
-def choose_axes(labeller: dict, proxy: dict) -> dict[str, str]:
-    """axis -> "labeller" or "proxy": the labeller where its balanced accuracy is at least the proxy's
-    (and wherever the proxy could not be measured)."""
-    choice = {}
-    for axis in AXES:
-        key = f"{axis}_balanced_accuracy"
-        ours, theirs = labeller.get(key), proxy.get(key)
-        choice[axis] = "labeller" if theirs is None or (ours is not None and ours >= theirs) else "proxy"
-    return choice
-
-
-def format_choice(split: str, n: int, labeller: dict, proxy: dict, choice: dict[str, str]) -> str:
+def format_choice(split: str, figures: dict, choice: dict[str, str]) -> str:
     """One line per axis: both balanced accuracies on the held-out clips and which labels are kept."""
-    lines = [f"labels against EMOPIA's annotators on {n} held-out {split} clip(s) (balanced accuracy):"]
+    lines = [f"labels against EMOPIA's annotators on {figures['clips']} held-out {split} clip(s):"]
     for axis in AXES:
         key = f"{axis}_balanced_accuracy"
-        figures = "  ".join(f"{name} {m[key]:.3f}" if m.get(key) is not None else f"{name} -"
-                            for name, m in (("labeller", labeller), ("proxy", proxy)))
-        lines.append(f"  {axis:<8} {figures}  -> {choice[axis]} labels")
+        f = figures[axis]
+        lines.append(f"  {axis:<8} balanced accuracy labeller {figures['labeller'][key]:.3f}, proxy "
+                     f"{figures['proxy'][key]:.3f}; only the labeller right on {f['only_labeller_right']}, "
+                     f"only the proxy on {f['only_proxy_right']} (z {f['z']:+.2f}, {MIN_Z:g} needed) "
+                     f"-> {choice[axis]} labels")
     return "\n".join(lines)
