@@ -117,8 +117,9 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
 
 #: the counts member of the chosen ensemble: EmotionLabeller(sequence=False), trained alike
 COUNTS = LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10)
-#: the chosen labeller: for each seed a sequence model (LabellerConfig()) and a counts model
-CHOSEN = (LabellerConfig(), COUNTS)
+#: the chosen labeller: for each seed a sequence model (LabellerConfig()); bench/labeller_models
+#: measured (CHOSEN + COUNTS) per seed no better (module docstring of train.labeller_model)
+CHOSEN = (LabellerConfig(),)
 SEEDS = (0, 1, 2)
 
 
@@ -126,7 +127,7 @@ def fit_ensemble(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
                  stop_signs: np.ndarray, config=CHOSEN, seeds=SEEDS,
                  log=None) -> tuple[LabellerEnsemble, list[list[dict]]]:
     """For each seed, one labeller per config (`fit_labeller`, same clips), all averaged. config: a
-    LabellerConfig or a sequence of them (default CHOSEN: a sequence model and a counts model).
+    LabellerConfig or a sequence of them (default CHOSEN: the sequence model).
     Returns (the ensemble in eval mode, each member's history, seed by seed). `log`: called with
     (seed, history row)."""
     configs = (config,) if isinstance(config, LabellerConfig) else tuple(config)
