@@ -48,6 +48,7 @@ import torch
 from preprocess.features import spec
 from preprocess.features.labeller_input import labeller_frames
 from preprocess.features.midi import load_notes
+from train.labeller_cues import CUES, clip_cues
 from train.labeller_fit import LabellerConfig, fit_labeller
 from train.labeller_model import (VELOCITY, VELOCITY_KNOWN, LabellerEnsemble, label_piece, quadrant_of,
                                   quadrant_signs)
@@ -63,6 +64,9 @@ SEQUENCE_MODELS = {
     "gru+summary-novel": LabellerConfig(summary=True, drop_velocity=0.0, velocity_scale=0.0),
     "gru+summary-crops": LabellerConfig(summary=True, dropout=0.3, hidden=48, shortest_crop=0.5),
     "counts": LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10),
+    "gru+summary+cues": LabellerConfig(summary=True, cues=True),
+    "gru+summary+cues-novel": LabellerConfig(summary=True, cues=True, drop_velocity=0.0, velocity_scale=0.0),
+    "gru+summary+cues-nosmooth": LabellerConfig(summary=True, cues=True, smoothing=0.0),
 }
 
 
@@ -110,6 +114,18 @@ def summary(x: np.ndarray) -> np.ndarray:
     """A clip's count features: frame mean and the sounding frames' standard deviation, [2 D]."""
     sounding = x[x[:, spec.LABELLER_COLUMNS.index("silent")] == 0]
     return np.concatenate([x.mean(axis=0), (sounding if len(sounding) else x).std(axis=0)])
+
+
+def rule_values(clips: list[np.ndarray]) -> np.ndarray:
+    """(valence, arousal) [N, 2] of the two-term hand rule read from the frames' cues
+    (train.labeller_cues): valence the mode contrast, arousal the mean of the density and loudness
+    cues where velocities vary, else the density cue alone."""
+    cues = np.stack([clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool))[0].numpy()
+                     for x in clips])
+    column = {name: i for i, name in enumerate(CUES)}
+    density, loudness = cues[:, column["density"]], cues[:, column["loudness"]]
+    arousal = np.where(cues[:, column["velocity_known"]] > 0.5, (density + loudness) / 2.0, density)
+    return np.stack([cues[:, column["mode_contrast"]], arousal], axis=1)
 
 
 def scores(values: np.ndarray, quadrant: np.ndarray) -> dict:
@@ -173,7 +189,7 @@ def main(argv=None) -> int:
     fit = [n for n in train_names if n not in stop_set]
     quadrant = lambda names: np.array([int(n[1]) for n in names])
     q_fit, q_stop, q_val = quadrant(fit), quadrant(stop), quadrant(val_names)
-    val = {"as is": [frames[n] for n in val_names],
+    val = {"stop clips": [frames[n] for n in stop], "as is": [frames[n] for n in val_names],
            "no velocity": [without_velocity(frames[n]) for n in val_names],
            "octave up": [octave_up(frames[n]) for n in val_names]}
     print(f"fit {len(fit)} clips ({len({song_of(n) for n in fit})} songs), stop {len(stop)} "
@@ -183,13 +199,18 @@ def main(argv=None) -> int:
     header = " ".join(f"{k:>11}" for k in ("4Q", "V", "A", "balV", "balA"))
     print(f"{'model':<18} {'view':<12} {header}  train CPU s (per seed; ens: all seeds)")
     for name in args.models.split(","):
+        if name == "rule":
+            report(name, [{view: scores(rule_values(clips), q_stop if view == "stop clips" else q_val)
+                           for view, clips in val.items()}], [0.0])
+            continue
         if name in ("logreg", "logreg-aug"):
             tests = [np.stack([summary(x) for x in val[view]]) for view in val]
             views = (lambda x: x,) if name == "logreg" else (lambda x: x, without_velocity)
             values, seconds = logreg_values(
                 np.stack([summary(v(frames[n])) for v in views for n in fit]), np.tile(q_fit, len(views)),
                 np.stack([summary(v(frames[n])) for v in views for n in stop]), np.tile(q_stop, len(views)), tests)
-            report(name, [{view: scores(v, q_val) for view, v in zip(val, values)}], [seconds])
+            report(name, [{view: scores(v, q_stop if view == "stop clips" else q_val) for view, v in zip(val, values)}],
+                   [seconds])
             continue
         configs = [SEQUENCE_MODELS[part] for part in name.split("&")]
         if args.epochs is not None:
@@ -205,10 +226,11 @@ def main(argv=None) -> int:
             for view, clips in val.items():
                 values = np.stack([label_piece(model, x) for x in clips])
                 ensemble[view] = ensemble[view] + values / args.seeds
-                run[view] = scores(values, q_val)
+                run[view] = scores(values, q_stop if view == "stop clips" else q_val)
             runs.append(run)
         report(name, runs, seconds)
-        report(f"ens:{name}", [{view: scores(ensemble[view], q_val) for view in val}], [sum(seconds)])
+        report(f"ens:{name}", [{view: scores(ensemble[view], q_stop if view == "stop clips" else q_val)
+                                for view in val}], [sum(seconds)])
         sys.stdout.flush()
     print("published anchors, EMOPIA test split (4Q / V / A):")
     for name, q4, v, a in ANCHORS:

@@ -63,6 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from preprocess.features import spec
+from train.labeller_cues import CUES, clip_cues
 
 FRAME_SECONDS = spec.LABELLER["frame_seconds"]
 WINDOW_FRAMES = int(round(spec.LABELLER["window_seconds"] / FRAME_SECONDS))     # 160
@@ -76,10 +77,12 @@ class EmotionLabeller(nn.Module):
     """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
 
     def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2,
-                 summary: bool = False, sequence: bool = True):
+                 summary: bool = False, sequence: bool = True, cues: bool = False):
         super().__init__()
         self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout),
-                       "summary": bool(summary), "sequence": bool(sequence)}
+                       "summary": bool(summary), "sequence": bool(sequence), "cues": bool(cues)}
+        # the clip's cues (train.labeller_cues) enter the output linearly, beside the head
+        self.cue_head = nn.Linear(len(CUES), 2) if cues else None
         if not sequence:
             # the counts alone: a logistic regression on the frames' mean and the sounding frames' spread
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * inputs, 2))
@@ -111,8 +114,10 @@ class EmotionLabeller(nn.Module):
         if lengths is None:
             lengths = torch.full((batch,), steps, dtype=torch.long)
         lengths = lengths.to(torch.long).cpu().clamp(1, steps)
+        within = torch.arange(steps)[None, :] < lengths[:, None]
+        cue_logits = 0.0 if self.cue_head is None else self.cue_head(clip_cues(frames, within.to(frames.device)))
         if not self.config["sequence"]:
-            return self.head(self.counts(frames, torch.arange(steps)[None, :] < lengths[:, None]))
+            return self.head(self.counts(frames, within)) + cue_logits
         summary = None
         if self.config["summary"]:
             weight = (torch.arange(steps)[None, :] < lengths[:, None]).to(frames.dtype) / lengths[:, None]
@@ -131,7 +136,7 @@ class EmotionLabeller(nn.Module):
         pooled = torch.einsum("bt,btd->bd", torch.softmax(score, dim=1), hidden)
         if summary is not None:
             pooled = torch.cat([pooled, summary], dim=1)
-        return self.head(pooled)
+        return self.head(pooled) + cue_logits
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(valence, arousal) [B, 2] in (-1, 1)."""
