@@ -48,7 +48,7 @@ import torch
 from preprocess.features import spec
 from preprocess.features.labeller_input import labeller_frames
 from preprocess.features.midi import load_notes
-from train.labeller_cues import CUES, clip_cues
+from train.labeller_cues import clip_cues, rule_of_cues
 from train.labeller_fit import LabellerConfig, fit_labeller
 from train.labeller_model import (VELOCITY, VELOCITY_KNOWN, LabellerEnsemble, label_piece, quadrant_of,
                                   quadrant_signs)
@@ -67,6 +67,7 @@ SEQUENCE_MODELS = {
     "gru+summary+cues": LabellerConfig(summary=True, cues=True),
     "gru+summary+cues-novel": LabellerConfig(summary=True, cues=True, drop_velocity=0.0, velocity_scale=0.0),
     "gru+summary+cues-nosmooth": LabellerConfig(summary=True, cues=True, smoothing=0.0),
+    "gru+summary+prior": LabellerConfig(summary=True, cues=True, prior=True),
 }
 
 
@@ -118,14 +119,9 @@ def summary(x: np.ndarray) -> np.ndarray:
 
 def rule_values(clips: list[np.ndarray]) -> np.ndarray:
     """(valence, arousal) [N, 2] of the two-term hand rule read from the frames' cues
-    (train.labeller_cues): valence the mode contrast, arousal the mean of the density and loudness
-    cues where velocities vary, else the density cue alone."""
-    cues = np.stack([clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool))[0].numpy()
-                     for x in clips])
-    column = {name: i for i, name in enumerate(CUES)}
-    density, loudness = cues[:, column["density"]], cues[:, column["loudness"]]
-    arousal = np.where(cues[:, column["velocity_known"]] > 0.5, (density + loudness) / 2.0, density)
-    return np.stack([cues[:, column["mode_contrast"]], arousal], axis=1)
+    (train.labeller_cues.rule_of_cues)."""
+    return np.concatenate([rule_of_cues(clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool))).numpy()
+                           for x in clips])
 
 
 def scores(values: np.ndarray, quadrant: np.ndarray) -> dict:

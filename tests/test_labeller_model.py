@@ -164,11 +164,24 @@ def test_clip_cues_recover_notes_per_second_and_mean_velocity(song):
     assert torch.allclose(both[0], torch.tensor(list(_cues(frames[:40]).values())), atol=1e-6)
 
 
+def test_an_untrained_prior_model_is_the_hand_rule(song):
+    frames = labeller_frames(song)
+    flat = labeller_frames(dataclasses.replace(song, velocity=np.full_like(song.velocity, 100)))
+    model = EmotionLabeller(summary=True, cues=True, prior=True).eval()
+    for x in (frames, flat):
+        cues = _cues(x)
+        loud = (cues["density"] + cues["loudness"]) / 2.0 if cues["velocity_known"] else cues["density"]
+        with torch.no_grad():
+            z = model.logits(torch.as_tensor(x)[None])[0]
+        assert np.allclose(z.numpy(), [2.0 * cues["mode_contrast"], 2.0 * loud], atol=1e-5)
+    assert _cues(flat)["velocity_known"] == 0.0          # the flat file's arousal is its density alone
+
+
 def test_checkpoints_without_cues_load_as_before():
     torch.manual_seed(0)
     model = EmotionLabeller(hidden=8, summary=True).eval()
     saved = labeller_checkpoint(model)
-    del saved["config"]["cues"]                       # a checkpoint written before the option existed
+    del saved["config"]["cues"], saved["config"]["prior"]       # written before the options existed
     frames = np.random.default_rng(0).random((50, spec.LABELLER_INPUTS)).astype(np.float32)
     assert np.array_equal(label_piece(labeller_from_checkpoint(saved), frames), label_piece(model, frames))
 

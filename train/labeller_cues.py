@@ -21,6 +21,10 @@ frames themselves, so no cache changes. Every cue is standardised by a fixed, do
 - ``mode_contrast``: 3 * (r_major - r_minor), the Pearson correlations of the clip's key-relative
   sounding pitch-class profile (index 0 = tonic) with the Krumhansl-Kessler major and minor
   profiles at the tonic (spec.KEY_PROFILES), clipped to [-1, 1] (the hand rule's mode term).
+
+`rule_of_cues` is the two-term hand rule read from them: valence the mode contrast, arousal the
+mean of density and loudness where velocities vary, else the density alone. An
+EmotionLabeller(prior=True) starts from it and learns only a gain and a correction.
 """
 from __future__ import annotations
 
@@ -75,3 +79,12 @@ def clip_cues(frames: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     contrast = MODE_GAIN * (profile @ _MAJOR.to(profile) - profile @ _MINOR.to(profile))
     cues = torch.stack([density, loudness, known, articulation, minor_chords, minor_key, contrast], dim=1)
     return cues.clamp(-1.0, 1.0)
+
+
+def rule_of_cues(cues: torch.Tensor) -> torch.Tensor:
+    """The hand rule's (valence, arousal) [B, 2] in [-1, 1] from cues [B, len(CUES)] (module
+    docstring)."""
+    column = {name: i for i, name in enumerate(CUES)}
+    density, loudness = cues[:, column["density"]], cues[:, column["loudness"]]
+    arousal = torch.where(cues[:, column["velocity_known"]] > 0.5, (density + loudness) / 2.0, density)
+    return torch.stack([cues[:, column["mode_contrast"]], arousal], dim=1)

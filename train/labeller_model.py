@@ -63,7 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from preprocess.features import spec
-from train.labeller_cues import CUES, clip_cues
+from train.labeller_cues import CUES, clip_cues, rule_of_cues
 
 FRAME_SECONDS = spec.LABELLER["frame_seconds"]
 WINDOW_FRAMES = int(round(spec.LABELLER["window_seconds"] / FRAME_SECONDS))     # 160
@@ -71,21 +71,26 @@ HOP_FRAMES = int(round(spec.LABELLER["hop_seconds"] / FRAME_SECONDS))           
 VELOCITY = spec.LABELLER_COLUMNS.index("velocity")
 VELOCITY_KNOWN = spec.LABELLER_COLUMNS.index("velocity_known")
 SILENT = spec.LABELLER_COLUMNS.index("silent")
+PRIOR_GAIN = 2.0       # z per unit of the rule at the start: a rule value of 0.5 gives tanh(1) = 0.76
 
 
 class EmotionLabeller(nn.Module):
     """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
 
     def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2,
-                 summary: bool = False, sequence: bool = True, cues: bool = False):
+                 summary: bool = False, sequence: bool = True, cues: bool = False, prior: bool = False):
         super().__init__()
         self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout),
-                       "summary": bool(summary), "sequence": bool(sequence), "cues": bool(cues)}
+                       "summary": bool(summary), "sequence": bool(sequence), "cues": bool(cues),
+                       "prior": bool(prior)}
         # the clip's cues (train.labeller_cues) enter the output linearly, beside the head
         self.cue_head = nn.Linear(len(CUES), 2) if cues else None
+        # prior: z = gain * the hand rule's (valence, arousal) + the learnt terms, which start at 0
+        self.gain = nn.Parameter(torch.full((2,), PRIOR_GAIN)) if prior else None
         if not sequence:
             # the counts alone: a logistic regression on the frames' mean and the sounding frames' spread
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * inputs, 2))
+            self._start_at_prior()
             return
         # two frames per step (0.5 s), each step reading three frames: half the GRU's sequential work
         self.frame = nn.Conv1d(inputs, hidden, kernel_size=3, stride=2, padding=1)
@@ -93,6 +98,16 @@ class EmotionLabeller(nn.Module):
         self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
         self.score = nn.Linear(2 * hidden, 1)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden + (inputs if summary else 0), 2))
+        self._start_at_prior()
+
+    def _start_at_prior(self) -> None:
+        """With a prior, the learnt output layers start at zero: an untrained model is the rule."""
+        if self.gain is None:
+            return
+        for layer in (self.head[-1], self.cue_head):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     @staticmethod
     def counts(frames: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -115,7 +130,13 @@ class EmotionLabeller(nn.Module):
             lengths = torch.full((batch,), steps, dtype=torch.long)
         lengths = lengths.to(torch.long).cpu().clamp(1, steps)
         within = torch.arange(steps)[None, :] < lengths[:, None]
-        cue_logits = 0.0 if self.cue_head is None else self.cue_head(clip_cues(frames, within.to(frames.device)))
+        cue_logits = 0.0
+        if self.cue_head is not None or self.gain is not None:
+            cues = clip_cues(frames, within.to(frames.device))
+            if self.cue_head is not None:
+                cue_logits = self.cue_head(cues)
+            if self.gain is not None:
+                cue_logits = cue_logits + self.gain * rule_of_cues(cues)
         if not self.config["sequence"]:
             return self.head(self.counts(frames, within)) + cue_logits
         summary = None
