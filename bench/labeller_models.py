@@ -17,13 +17,21 @@ Models:
   the pooled state (LabellerConfig(summary=True), the default); ``gru+summary-novel``: trained
   without velocity augmentation (drop_velocity 0, velocity_scale 0); ``gru+summary-crops``:
   hidden 48, dropout 0.3, training crops of half a window to a window.
+- ``gru+summary+cues``: the same with the clip's cues (train.labeller_cues: notes per second, mean
+  velocity over notes, velocity known, articulation, minor-chord and minor-key shares, mode
+  contrast) into a linear term of the output; ``-novel``: without velocity augmentation;
+  ``-nosmooth``: without label smoothing; ``gru+summary+prior``: the cues model starting from the
+  hand rule's arousal (EmotionLabeller(prior=True)), learning a gain and a correction.
+- ``rule``: the two-term hand rule read from the same cues (train.labeller_cues.rule_of_cues):
+  valence the mode contrast, arousal the mean of the density and loudness terms; nothing learnt.
 - ``counts``: EmotionLabeller(sequence=False), the logistic regression's features (mean, spread)
   as a network trained like the others (crops, velocity augmentation, early stopping).
 - ``A&B``: models A and B of each seed, their outputs averaged (LabellerEnsemble).
 - ``ens:NAME``: the mean of the NAME models of every seed.
 
 Printed per model: accuracy 4Q / valence / arousal and balanced accuracy valence / arousal, mean
-+- sd over the seeds, on the validation clips as they are, with their velocities removed (the
++- sd over the seeds, on the stopping clips (the selection set; for logreg they are also fitted, so
+not held out), on the validation clips as they are, with their velocities removed (the
 frames of a file without velocity information: another corpus may have flat velocities) and an
 octave up (another register), and the training CPU time per seed; the published anchors (EMOPIA's test split) beside.
 

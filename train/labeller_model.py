@@ -85,8 +85,9 @@ class EmotionLabeller(nn.Module):
                        "prior": bool(prior)}
         # the clip's cues (train.labeller_cues) enter the output linearly, beside the head
         self.cue_head = nn.Linear(len(CUES), 2) if cues else None
-        # prior: z = gain * the hand rule's (valence, arousal) + the learnt terms, which start at 0
-        self.gain = nn.Parameter(torch.full((2,), PRIOR_GAIN)) if prior else None
+        # prior: z = gain * the hand rule's (valence, arousal) + the learnt terms, which start at 0;
+        # the gain starts at (0, PRIOR_GAIN): the rule's arousal, its valence learnt like any cue
+        self.gain = nn.Parameter(torch.tensor([0.0, PRIOR_GAIN])) if prior else None
         if not sequence:
             # the counts alone: a logistic regression on the frames' mean and the sounding frames' spread
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * inputs, 2))
