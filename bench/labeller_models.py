@@ -76,6 +76,7 @@ SEQUENCE_MODELS = {
     "gru+summary+cues-novel": LabellerConfig(summary=True, cues=True, drop_velocity=0.0, velocity_scale=0.0),
     "gru+summary+cues-nosmooth": LabellerConfig(summary=True, cues=True, smoothing=0.0),
     "gru+summary+prior": LabellerConfig(summary=True, cues=True, prior=True),
+    "gru+summary+rule-arousal": LabellerConfig(summary=True, cues=True, prior=True, correct_arousal=False),
 }
 
 

@@ -175,13 +175,23 @@ def test_an_untrained_prior_model_is_the_hand_rules_arousal(song):
             z = model.logits(torch.as_tensor(x)[None])[0]
         assert np.allclose(z.numpy(), [0.0, 2.0 * loud], atol=1e-5)
     assert _cues(flat)["velocity_known"] == 0.0          # the flat file's arousal is its density alone
+    # without arousal correction the learnt layers move only the valence: the arousal stays the rule's
+    fixed = EmotionLabeller(summary=True, cues=True, prior=True, correct_arousal=False).eval()
+    with torch.no_grad():
+        for layer in (fixed.head[-1], fixed.cue_head):
+            layer.weight.normal_()
+            layer.bias.normal_()
+        z = fixed.logits(torch.as_tensor(frames)[None])[0]
+    cues = _cues(frames)
+    assert z[0] != 0 and z[1].item() == pytest.approx(2.0 * (cues["density"] + cues["loudness"]) / 2.0, abs=1e-5)
 
 
 def test_checkpoints_without_cues_load_as_before():
     torch.manual_seed(0)
     model = EmotionLabeller(hidden=8, summary=True).eval()
     saved = labeller_checkpoint(model)
-    del saved["config"]["cues"], saved["config"]["prior"]       # written before the options existed
+    for option in ("cues", "prior", "correct_arousal"):          # written before the options existed
+        del saved["config"][option]
     frames = np.random.default_rng(0).random((50, spec.LABELLER_INPUTS)).astype(np.float32)
     assert np.array_equal(label_piece(labeller_from_checkpoint(saved), frames), label_piece(model, frames))
 

@@ -40,6 +40,7 @@ class LabellerConfig:
     sequence: bool = True          # False: the counts alone (EmotionLabeller(sequence=False))
     cues: bool = False             # the clip's cues (train.labeller_cues) beside the head
     prior: bool = False            # start from the hand rule (train.labeller_cues.rule_of_cues), learn a correction
+    correct_arousal: bool = True   # False (with prior): the arousal is the rule's, only its gain learnt
     epochs: int = 30               # at most
     patience: int = 6              # epochs without a better stopping loss before stopping
     batch_size: int = 32
@@ -74,7 +75,8 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary,
-                            sequence=config.sequence, cues=config.cues, prior=config.prior)
+                            sequence=config.sequence, cues=config.cues, prior=config.prior,
+                            correct_arousal=config.correct_arousal)
     averaged = copy.deepcopy(model).eval() if config.average > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))

@@ -78,11 +78,12 @@ class EmotionLabeller(nn.Module):
     """Frames [B, T, D] (+ lengths [B]) -> (valence, arousal) [B, 2] in (-1, 1) (module docstring)."""
 
     def __init__(self, inputs: int = spec.LABELLER_INPUTS, hidden: int = 64, dropout: float = 0.2,
-                 summary: bool = False, sequence: bool = True, cues: bool = False, prior: bool = False):
+                 summary: bool = False, sequence: bool = True, cues: bool = False, prior: bool = False,
+                 correct_arousal: bool = True):
         super().__init__()
         self.config = {"inputs": int(inputs), "hidden": int(hidden), "dropout": float(dropout),
                        "summary": bool(summary), "sequence": bool(sequence), "cues": bool(cues),
-                       "prior": bool(prior)}
+                       "prior": bool(prior), "correct_arousal": bool(correct_arousal)}
         # the clip's cues (train.labeller_cues) enter the output linearly, beside the head
         self.cue_head = nn.Linear(len(CUES), 2) if cues else None
         # prior: z = gain * the hand rule's (valence, arousal) + the learnt terms, which start at 0;
@@ -132,14 +133,10 @@ class EmotionLabeller(nn.Module):
         lengths = lengths.to(torch.long).cpu().clamp(1, steps)
         within = torch.arange(steps)[None, :] < lengths[:, None]
         cue_logits = 0.0
-        if self.cue_head is not None or self.gain is not None:
-            cues = clip_cues(frames, within.to(frames.device))
-            if self.cue_head is not None:
-                cue_logits = self.cue_head(cues)
-            if self.gain is not None:
-                cue_logits = cue_logits + self.gain * rule_of_cues(cues)
+        if self.cue_head is not None:
+            cue_logits = self.cue_head(clip_cues(frames, within.to(frames.device)))
         if not self.config["sequence"]:
-            return self.head(self.counts(frames, within)) + cue_logits
+            return self._with_prior(self.head(self.counts(frames, within)) + cue_logits, frames, within)
         summary = None
         if self.config["summary"]:
             weight = (torch.arange(steps)[None, :] < lengths[:, None]).to(frames.dtype) / lengths[:, None]
@@ -158,7 +155,16 @@ class EmotionLabeller(nn.Module):
         pooled = torch.einsum("bt,btd->bd", torch.softmax(score, dim=1), hidden)
         if summary is not None:
             pooled = torch.cat([pooled, summary], dim=1)
-        return self.head(pooled) + cue_logits
+        return self._with_prior(self.head(pooled) + cue_logits, frames, within)
+
+    def _with_prior(self, learnt: torch.Tensor, frames: torch.Tensor, within: torch.Tensor) -> torch.Tensor:
+        """z [B, 2]: the learnt terms, plus gain * the rule with a prior; with correct_arousal False
+        the arousal is the rule's alone (only its gain learnt: its sign is the rule's)."""
+        if self.gain is None:
+            return learnt
+        if not self.config["correct_arousal"]:
+            learnt = torch.stack([learnt[:, 0], torch.zeros_like(learnt[:, 1])], dim=1)
+        return learnt + self.gain * rule_of_cues(clip_cues(frames, within.to(frames.device)))
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(valence, arousal) [B, 2] in (-1, 1)."""
