@@ -15,7 +15,7 @@ and steps AdamW on `labeller_loss`. After each epoch the stopping clips are labe
 (y + 1) / 2 against their sides. What is evaluated and kept is the moving average of the weights
 over the steps (decay LabellerConfig.average: one epoch's noise in the stopping score is large
 on a few hundred clips, the average's is smaller); the best epoch's (a deep copy) is returned,
-and training stops `patience` epochs after it. `LabellerConfig` holds every setting; its defaults are the
+and training stops `patience` epochs after it. `LabellerConfig` holds every setting; CHOSEN is the
 configuration chosen in bench/labeller_models.py.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from train.labeller_model import (EmotionLabeller, LabellerEnsemble, augment_fra
 
 @dataclass(frozen=True)
 class LabellerConfig:
-    """Every setting of a labeller's training (defaults: the chosen configuration)."""
+    """Every setting of a labeller's training (defaults: the plain GRU + summary; CHOSEN: the chosen one)."""
 
     hidden: int = 64
     dropout: float = 0.2
@@ -121,9 +121,10 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
 
 #: the counts member of the chosen ensemble: EmotionLabeller(sequence=False), trained alike
 COUNTS = LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10)
-#: the chosen labeller: for each seed a sequence model (LabellerConfig()); bench/labeller_models
-#: measured (CHOSEN + COUNTS) per seed no better (module docstring of train.labeller_model)
-CHOSEN = (LabellerConfig(),)
+#: the chosen labeller: for each seed a sequence model with the summary, the clip's cues and the
+#: hand rule's arousal as its prior, kept uncorrected (chosen on the selection set; module docstring
+#: of train.labeller_model); bench/labeller_models measured (GRU + COUNTS) per seed no better
+CHOSEN = (LabellerConfig(cues=True, prior=True, correct_arousal=False),)
 SEEDS = (0, 1, 2)
 
 
