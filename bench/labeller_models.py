@@ -129,8 +129,8 @@ def summary(x: np.ndarray) -> np.ndarray:
 def rule_values(clips: list[np.ndarray]) -> np.ndarray:
     """(valence, arousal) [N, 2] of the two-term hand rule read from the frames' cues
     (train.labeller_cues.rule_of_cues)."""
-    return np.concatenate([rule_of_cues(clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool))).numpy()
-                           for x in clips])
+    rows = [clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool)) for x in clips]
+    return np.concatenate([rule_of_cues(cues).numpy() for cues in rows])
 
 
 def scores(values: np.ndarray, quadrant: np.ndarray) -> dict:
