@@ -15,9 +15,9 @@ Two kinds:
 
 - the sequence model (``sequence=True``), the chosen one (`train.labeller_fit.CHOSEN`, three
   seeds averaged, with the summary, the cues and the prior below): a convolution over time
-  (Conv1d(D, hidden), 3 frames wide, stride 2: one step per 0.5 s) + ReLU, a bidirectional GRU over the steps, attention pooling (a learnt
-  score per step, softmax over the steps that exist), then Linear(2 * hidden, 2) -> z and the
-  output tanh(z). With ``summary=True`` the head also reads the mean of the input frames (the
+  (Conv1d(D, hidden), 3 frames wide, stride 2: one step per 0.5 s) + ReLU, a bidirectional GRU
+  over the steps, attention pooling (a learnt score per step, softmax over the steps that exist),
+  then Linear(2 * hidden, 2) -> z and the output tanh(z). With ``summary=True`` the head also reads the mean of the input frames (the
   piece's counts: pitch-class and chord histograms, density, loudness) beside the pooled state;
 - the counts model (``sequence=False``): Linear(2 D, 2) on the frames' mean and the sounding
   frames' standard deviation (`EmotionLabeller.counts`), a logistic regression.
