@@ -17,13 +17,21 @@ Models:
   the pooled state (LabellerConfig(summary=True), the default); ``gru+summary-novel``: trained
   without velocity augmentation (drop_velocity 0, velocity_scale 0); ``gru+summary-crops``:
   hidden 48, dropout 0.3, training crops of half a window to a window.
+- ``gru+summary+cues``: the same with the clip's cues (train.labeller_cues: notes per second, mean
+  velocity over notes, velocity known, articulation, minor-chord and minor-key shares, mode
+  contrast) into a linear term of the output; ``-novel``: without velocity augmentation;
+  ``-nosmooth``: without label smoothing; ``gru+summary+prior``: the cues model starting from the
+  hand rule's arousal (EmotionLabeller(prior=True)), learning a gain and a correction.
+- ``rule``: the two-term hand rule read from the same cues (train.labeller_cues.rule_of_cues):
+  valence the mode contrast, arousal the mean of the density and loudness terms; nothing learnt.
 - ``counts``: EmotionLabeller(sequence=False), the logistic regression's features (mean, spread)
   as a network trained like the others (crops, velocity augmentation, early stopping).
 - ``A&B``: models A and B of each seed, their outputs averaged (LabellerEnsemble).
 - ``ens:NAME``: the mean of the NAME models of every seed.
 
 Printed per model: accuracy 4Q / valence / arousal and balanced accuracy valence / arousal, mean
-+- sd over the seeds, on the validation clips as they are, with their velocities removed (the
++- sd over the seeds, on the stopping clips (the selection set; for logreg they are also fitted, so
+not held out), on the validation clips as they are, with their velocities removed (the
 frames of a file without velocity information: another corpus may have flat velocities) and an
 octave up (another register), and the training CPU time per seed; the published anchors (EMOPIA's test split) beside.
 
@@ -48,6 +56,7 @@ import torch
 from preprocess.features import spec
 from preprocess.features.labeller_input import labeller_frames
 from preprocess.features.midi import load_notes
+from train.labeller_cues import clip_cues, rule_of_cues
 from train.labeller_fit import LabellerConfig, fit_labeller
 from train.labeller_model import (VELOCITY, VELOCITY_KNOWN, LabellerEnsemble, label_piece, quadrant_of,
                                   quadrant_signs)
@@ -63,6 +72,11 @@ SEQUENCE_MODELS = {
     "gru+summary-novel": LabellerConfig(summary=True, drop_velocity=0.0, velocity_scale=0.0),
     "gru+summary-crops": LabellerConfig(summary=True, dropout=0.3, hidden=48, shortest_crop=0.5),
     "counts": LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10),
+    "gru+summary+cues": LabellerConfig(summary=True, cues=True),
+    "gru+summary+cues-novel": LabellerConfig(summary=True, cues=True, drop_velocity=0.0, velocity_scale=0.0),
+    "gru+summary+cues-nosmooth": LabellerConfig(summary=True, cues=True, smoothing=0.0),
+    "gru+summary+prior": LabellerConfig(summary=True, cues=True, prior=True),
+    "gru+summary+rule-arousal": LabellerConfig(summary=True, cues=True, prior=True, correct_arousal=False),
 }
 
 
@@ -110,6 +124,13 @@ def summary(x: np.ndarray) -> np.ndarray:
     """A clip's count features: frame mean and the sounding frames' standard deviation, [2 D]."""
     sounding = x[x[:, spec.LABELLER_COLUMNS.index("silent")] == 0]
     return np.concatenate([x.mean(axis=0), (sounding if len(sounding) else x).std(axis=0)])
+
+
+def rule_values(clips: list[np.ndarray]) -> np.ndarray:
+    """(valence, arousal) [N, 2] of the two-term hand rule read from the frames' cues
+    (train.labeller_cues.rule_of_cues)."""
+    rows = [clip_cues(torch.as_tensor(x)[None], torch.ones((1, len(x)), dtype=torch.bool)) for x in clips]
+    return np.concatenate([rule_of_cues(cues).numpy() for cues in rows])
 
 
 def scores(values: np.ndarray, quadrant: np.ndarray) -> dict:
@@ -173,7 +194,7 @@ def main(argv=None) -> int:
     fit = [n for n in train_names if n not in stop_set]
     quadrant = lambda names: np.array([int(n[1]) for n in names])
     q_fit, q_stop, q_val = quadrant(fit), quadrant(stop), quadrant(val_names)
-    val = {"as is": [frames[n] for n in val_names],
+    val = {"stop clips": [frames[n] for n in stop], "as is": [frames[n] for n in val_names],
            "no velocity": [without_velocity(frames[n]) for n in val_names],
            "octave up": [octave_up(frames[n]) for n in val_names]}
     print(f"fit {len(fit)} clips ({len({song_of(n) for n in fit})} songs), stop {len(stop)} "
@@ -183,13 +204,18 @@ def main(argv=None) -> int:
     header = " ".join(f"{k:>11}" for k in ("4Q", "V", "A", "balV", "balA"))
     print(f"{'model':<18} {'view':<12} {header}  train CPU s (per seed; ens: all seeds)")
     for name in args.models.split(","):
+        if name == "rule":
+            report(name, [{view: scores(rule_values(clips), q_stop if view == "stop clips" else q_val)
+                           for view, clips in val.items()}], [0.0])
+            continue
         if name in ("logreg", "logreg-aug"):
             tests = [np.stack([summary(x) for x in val[view]]) for view in val]
             views = (lambda x: x,) if name == "logreg" else (lambda x: x, without_velocity)
             values, seconds = logreg_values(
                 np.stack([summary(v(frames[n])) for v in views for n in fit]), np.tile(q_fit, len(views)),
                 np.stack([summary(v(frames[n])) for v in views for n in stop]), np.tile(q_stop, len(views)), tests)
-            report(name, [{view: scores(v, q_val) for view, v in zip(val, values)}], [seconds])
+            report(name, [{view: scores(v, q_stop if view == "stop clips" else q_val) for view, v in zip(val, values)}],
+                   [seconds])
             continue
         configs = [SEQUENCE_MODELS[part] for part in name.split("&")]
         if args.epochs is not None:
@@ -205,10 +231,11 @@ def main(argv=None) -> int:
             for view, clips in val.items():
                 values = np.stack([label_piece(model, x) for x in clips])
                 ensemble[view] = ensemble[view] + values / args.seeds
-                run[view] = scores(values, q_val)
+                run[view] = scores(values, q_stop if view == "stop clips" else q_val)
             runs.append(run)
         report(name, runs, seconds)
-        report(f"ens:{name}", [{view: scores(ensemble[view], q_val) for view in val}], [sum(seconds)])
+        report(f"ens:{name}", [{view: scores(ensemble[view], q_stop if view == "stop clips" else q_val)
+                                for view in val}], [sum(seconds)])
         sys.stdout.flush()
     print("published anchors, EMOPIA test split (4Q / V / A):")
     for name, q4, v, a in ANCHORS:

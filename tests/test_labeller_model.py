@@ -14,6 +14,7 @@ from constructed_music import key_of, write_song
 from preprocess.features import spec
 from preprocess.features.labeller_input import COLUMN, labeller_frames
 from preprocess.features.midi import load_notes
+from train.labeller_cues import CUES, clip_cues
 from train.labeller_fit import LabellerConfig, fit_ensemble, fit_labeller
 from train.labeller_model import (EmotionLabeller, HOP_FRAMES, WINDOW_FRAMES, LabellerEnsemble, label_piece,
                                   labeller_checkpoint, labeller_from_checkpoint, pad_batch, quadrant_of,
@@ -108,7 +109,7 @@ def test_padding_changes_nothing_and_long_pieces_are_labelled_by_windows():
     rng = np.random.default_rng(0)
     short, long = (rng.random((n, spec.LABELLER_INPUTS)).astype(np.float32) for n in (30, 500))
     frames, lengths = pad_batch([short, long[:WINDOW_FRAMES]])
-    for each in (model, EmotionLabeller(sequence=False).eval()):
+    for each in (model, EmotionLabeller(sequence=False).eval(), EmotionLabeller(summary=True, cues=True).eval()):
         with torch.no_grad():
             alone = each(torch.as_tensor(short)[None])
             together = each(frames, lengths)
@@ -138,6 +139,63 @@ def test_checkpoints_round_trip_and_refuse_other_versions(tmp_path):
         labeller_from_checkpoint({"model_state": {}})
 
 
+def _cues(frames: np.ndarray) -> dict:
+    values = clip_cues(torch.as_tensor(frames)[None], torch.ones((1, len(frames)), dtype=torch.bool))[0]
+    return dict(zip(CUES, values.tolist()))
+
+
+def test_clip_cues_recover_notes_per_second_and_mean_velocity(song):
+    frames = labeller_frames(song)
+    pitched = song.select(~song.is_drum)
+    cues = _cues(frames)
+    seconds = len(frames) * spec.LABELLER["frame_seconds"]
+    assert cues["density"] == pytest.approx(np.log2(len(pitched) / seconds / 6.0) / 2.0, abs=1e-4)
+    assert cues["loudness"] == pytest.approx((pitched.velocity.astype(np.float64).mean() - 64.0) / 32.0, abs=1e-4)
+    assert cues["velocity_known"] == 1.0
+    # A minor: minor key and a minor-leaning profile; its chords Am F C G Am Dm E7 Am, one a bar: 4 of 8
+    # minor, a minor-chord share of about a half (cue 0)
+    assert cues["minor_key"] > 0.8 and cues["mode_contrast"] < 0
+    assert abs(cues["minor_chords"]) < 0.15
+    # flat velocities: no loudness, the density unchanged; padding frames change nothing
+    flat = _cues(labeller_frames(dataclasses.replace(song, velocity=np.full_like(song.velocity, 100))))
+    assert flat["loudness"] == 0.0 and flat["velocity_known"] == 0.0 and flat["density"] == cues["density"]
+    padded, lengths = pad_batch([frames[:40], frames])
+    both = clip_cues(padded, torch.arange(padded.shape[1])[None, :] < lengths[:, None])
+    assert torch.allclose(both[0], torch.tensor(list(_cues(frames[:40]).values())), atol=1e-6)
+
+
+def test_an_untrained_prior_model_is_the_hand_rules_arousal(song):
+    frames = labeller_frames(song)
+    flat = labeller_frames(dataclasses.replace(song, velocity=np.full_like(song.velocity, 100)))
+    model = EmotionLabeller(summary=True, cues=True, prior=True).eval()
+    for x in (frames, flat):
+        cues = _cues(x)
+        loud = (cues["density"] + cues["loudness"]) / 2.0 if cues["velocity_known"] else cues["density"]
+        with torch.no_grad():
+            z = model.logits(torch.as_tensor(x)[None])[0]
+        assert np.allclose(z.numpy(), [0.0, 2.0 * loud], atol=1e-5)
+    assert _cues(flat)["velocity_known"] == 0.0          # the flat file's arousal is its density alone
+    # without arousal correction the learnt layers move only the valence: the arousal stays the rule's
+    fixed = EmotionLabeller(summary=True, cues=True, prior=True, correct_arousal=False).eval()
+    with torch.no_grad():
+        for layer in (fixed.head[-1], fixed.cue_head):
+            layer.weight.normal_()
+            layer.bias.normal_()
+        z = fixed.logits(torch.as_tensor(frames)[None])[0]
+    cues = _cues(frames)
+    assert z[0] != 0 and z[1].item() == pytest.approx(2.0 * (cues["density"] + cues["loudness"]) / 2.0, abs=1e-5)
+
+
+def test_checkpoints_without_cues_load_as_before():
+    torch.manual_seed(0)
+    model = EmotionLabeller(hidden=8, summary=True).eval()
+    saved = labeller_checkpoint(model)
+    for option in ("cues", "prior", "correct_arousal"):          # written before the options existed
+        del saved["config"][option]
+    frames = np.random.default_rng(0).random((50, spec.LABELLER_INPUTS)).astype(np.float32)
+    assert np.array_equal(label_piece(labeller_from_checkpoint(saved), frames), label_piece(model, frames))
+
+
 def _toy_clips(rng, n):
     """Clips whose valence side is the mode (minor_key) and arousal side the note density."""
     quadrant = rng.integers(1, 5, n)
@@ -152,12 +210,14 @@ def _toy_clips(rng, n):
     return clips, signs, quadrant
 
 
-def test_labeller_learns_a_separable_quadrant_task():
+@pytest.mark.parametrize("cues", [False, True])
+def test_labeller_learns_a_separable_quadrant_task(cues):
     rng = np.random.default_rng(1)
     clips, signs, _ = _toy_clips(rng, 64)
     stop, stop_signs, _ = _toy_clips(rng, 16)
     test, _, quadrant = _toy_clips(rng, 40)
-    config = LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2, average=0.0)
+    config = LabellerConfig(hidden=16, epochs=10, patience=10, batch_size=8, learning_rate=1e-2, average=0.0,
+                            cues=cues)
     model, history = fit_labeller(clips, signs, stop, stop_signs, config)
     values = np.stack([label_piece(model, x) for x in test])
     assert np.mean(quadrant_of(values[:, 0], values[:, 1]) == quadrant) >= 0.95

@@ -15,7 +15,7 @@ and steps AdamW on `labeller_loss`. After each epoch the stopping clips are labe
 (y + 1) / 2 against their sides. What is evaluated and kept is the moving average of the weights
 over the steps (decay LabellerConfig.average: one epoch's noise in the stopping score is large
 on a few hundred clips, the average's is smaller); the best epoch's (a deep copy) is returned,
-and training stops `patience` epochs after it. `LabellerConfig` holds every setting; its defaults are the
+and training stops `patience` epochs after it. `LabellerConfig` holds every setting; CHOSEN is the
 configuration chosen in bench/labeller_models.py.
 """
 from __future__ import annotations
@@ -32,12 +32,15 @@ from train.labeller_model import (EmotionLabeller, LabellerEnsemble, augment_fra
 
 @dataclass(frozen=True)
 class LabellerConfig:
-    """Every setting of a labeller's training (defaults: the chosen configuration)."""
+    """Every setting of a labeller's training (defaults: the plain GRU + summary; CHOSEN: the chosen one)."""
 
     hidden: int = 64
     dropout: float = 0.2
     summary: bool = True
     sequence: bool = True          # False: the counts alone (EmotionLabeller(sequence=False))
+    cues: bool = False             # the clip's cues (train.labeller_cues) beside the head
+    prior: bool = False            # start from the hand rule (train.labeller_cues.rule_of_cues), learn a correction
+    correct_arousal: bool = True   # False (with prior): the arousal is the rule's, only its gain learnt
     epochs: int = 30               # at most
     patience: int = 6              # epochs without a better stopping loss before stopping
     batch_size: int = 32
@@ -72,7 +75,8 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = EmotionLabeller(hidden=config.hidden, dropout=config.dropout, summary=config.summary,
-                            sequence=config.sequence)
+                            sequence=config.sequence, cues=config.cues, prior=config.prior,
+                            correct_arousal=config.correct_arousal)
     averaged = copy.deepcopy(model).eval() if config.average > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     signs = torch.as_tensor(np.asarray(train_signs, dtype=np.float32))
@@ -117,8 +121,10 @@ def fit_labeller(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
 
 #: the counts member of the chosen ensemble: EmotionLabeller(sequence=False), trained alike
 COUNTS = LabellerConfig(sequence=False, dropout=0.1, learning_rate=1e-2, epochs=80, patience=10)
-#: the chosen labeller: for each seed a sequence model (LabellerConfig()) and a counts model
-CHOSEN = (LabellerConfig(), COUNTS)
+#: the chosen labeller: for each seed a sequence model with the summary, the clip's cues and the
+#: hand rule's arousal as its prior, kept uncorrected (chosen on the selection set; module docstring
+#: of train.labeller_model); bench/labeller_models measured (GRU + COUNTS) per seed no better
+CHOSEN = (LabellerConfig(cues=True, prior=True, correct_arousal=False),)
 SEEDS = (0, 1, 2)
 
 
@@ -126,7 +132,7 @@ def fit_ensemble(train_clips: list[np.ndarray], train_signs: np.ndarray, stop_cl
                  stop_signs: np.ndarray, config=CHOSEN, seeds=SEEDS,
                  log=None) -> tuple[LabellerEnsemble, list[list[dict]]]:
     """For each seed, one labeller per config (`fit_labeller`, same clips), all averaged. config: a
-    LabellerConfig or a sequence of them (default CHOSEN: a sequence model and a counts model).
+    LabellerConfig or a sequence of them (default CHOSEN: the sequence model).
     Returns (the ensemble in eval mode, each member's history, seed by seed). `log`: called with
     (seed, history row)."""
     configs = (config,) if isinstance(config, LabellerConfig) else tuple(config)
