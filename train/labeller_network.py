@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from preprocess.features import spec
+from train.labeller_fit import CHOSEN
 from train.labeller_model import EmotionLabeller, labeller_loss
 
 KEY = spec.LABELLER_KEY
@@ -25,9 +26,11 @@ KEY = spec.LABELLER_KEY
 ATANH_LIMIT = 0.999
 
 
-#: the network `kelly train --models labeller` trains: train.labeller_fit.LabellerConfig's choice (the
-#: GRU over the frames with the frames' mean beside its pooled state)
-MODEL_SETTINGS = {"hidden": 64, "dropout": 0.2, "summary": True}
+#: the network `kelly train --models labeller` trains: train.labeller_fit.CHOSEN's (the GRU over the
+#: frames with the frames' mean beside its pooled state, the clip's cues, and the two-term rule's
+#: arousal as its prior; the comparison is in train.labeller_model's docstring)
+MODEL_SETTINGS = {name: getattr(CHOSEN[0], name)
+                  for name in ("hidden", "dropout", "summary", "sequence", "cues", "prior", "correct_arousal")}
 #: the decay per optimizer step of the weights' moving average (train.labeller_fit's choice: one
 #: epoch's noise in the validation score is large on a few hundred clips, the average's smaller)
 AVERAGE_DECAY = 0.98
