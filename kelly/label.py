@@ -305,8 +305,9 @@ def measured_axes(model, served, *, workers: int | None = None, forced: list[str
 
 
 def format_cache_summary(summary: dict) -> str:
-    lines = [f"labels table {summary['path']} ({summary['label_source']}, from {summary['checkpoint']}), "
-             f"{summary['seconds']:.1f} s:"]
+    written = summary.get("table_written", True)
+    lines = [f"{'labels table ' + summary['path'] if written else 'no labels table written'} "
+             f"({summary['label_source']}, from {summary['checkpoint']}), {summary['seconds']:.1f} s:"]
     from kelly.label_choice import format_choice
 
     axes, agreement = summary.get("axes") or {}, summary.get("agreement") or {}
