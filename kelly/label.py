@@ -53,7 +53,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--cache-dir", type=Path, help="label this cache's unannotated MIDI items instead of PATHs")
     p.add_argument("--labeller-axes", nargs="+", choices=("valence", "arousal"), metavar="AXIS",
                    help="with --cache-dir: the axes the labeller's values take whatever the held-out EMOPIA "
-                        "clips say (default: each axis where it is measurably closer to the annotators than "
+                        "clips say (default: each axis where it is closer to the annotators than "
                         "the proxy rules)")
     p.add_argument("--workers", type=int, help="processes reading files (default: every core)")
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best", help="(default: best)")
@@ -314,14 +314,14 @@ def format_cache_summary(summary: dict) -> str:
     if agreement:
         lines.append("  " + format_choice(agreement["split"], agreement, axes).replace("\n", "\n  "))
     if axes and "labeller" not in axes.values():
-        lines.append("  the labeller is not measurably closer to EMOPIA's annotators on either axis: every item "
+        lines.append("  the labeller is not closer to EMOPIA's annotators on either axis: every item "
                      "keeps its proxy labels")
     for source, n in summary["labelled"].items():
         lines.append(f"  {source:<8} {n:>7,} items labelled by the labeller, {summary['unreadable'][source]:,} "
                      f"unreadable kept their proxy labels")
     if axes and list(axes.values()).count("labeller") == 1:
         kept = [a for a, v in axes.items() if v == "proxy"][0]
-        lines.append(f"  their {kept} stays the proxy's: the labeller is not measurably closer to listeners there")
+        lines.append(f"  their {kept} stays the proxy's: the labeller is not closer to listeners there")
     lines.append(f"  {summary['annotated']:,} items keep their human labels; {summary['groove_proxy']:,} Groove "
                  f"items keep their proxy labels (drum kits alone: the labeller reads pitched notes)")
     for example in summary["examples"]:
