@@ -126,3 +126,15 @@ def kelly_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small networks train fastest so, and a shared machine's
+    other cores stay free); the thread count before it is restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

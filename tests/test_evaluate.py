@@ -16,12 +16,7 @@ from train.evaluate import evaluate, evaluate_network, format_table, predict_ste
 from train.models import build
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("key", ["emotion", "melody"])

@@ -20,13 +20,7 @@ from train.labeller_model import (EmotionLabeller, HOP_FRAMES, WINDOW_FRAMES, La
                                   labeller_checkpoint, labeller_from_checkpoint, pad_batch, quadrant_of,
                                   quadrant_signs, window_starts)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks train fastest on one thread (and a shared machine's other cores stay free)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PITCH_BLOCKS = [c for c in spec.LABELLER_COLUMNS if c.split("_")[0] in ("sounding", "onset", "bass", "top")]

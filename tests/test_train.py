@@ -21,13 +21,7 @@ from train.data import TRAIN, VALIDATION, from_rows, sequence_index, validation_
 from train.history import history_paths, plot_paths, read_history_csv, read_history_json
 from train.loop import TrainingDiverged, train_network
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks train fastest on one thread (and a shared machine's other cores stay free)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- toy music data: a valence/arousal curve per item drives every network's inputs and targets ----

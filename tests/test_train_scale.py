@@ -23,12 +23,7 @@ from test_train import fast_config, toy_arrays, toy_data, weights_equal, write_t
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- lanes that walk whole pieces ----------------------------------------------------------------
