@@ -220,17 +220,24 @@ def test_two_processes_give_the_weights_of_one_at_the_same_global_batch(tmp_path
               "--sequence-length", "4", "--no-progress", "--no-plots", "-d", "cpu"]
     one = kelly(*common, "-o", tmp_path / "one")
     two = kelly(*common, "-o", tmp_path / "two", "--nproc", "2")
-    assert one.returncode == 0, one.stderr
-    assert two.returncode == 0, two.stderr
+    # torchrun itself (python -m torch.distributed.run is the torchrun command) starting `-m kelly train`
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "kelly", *map(str, common), "-o", str(tmp_path / "torchrun")],
+                         capture_output=True, text=True, cwd=REPO, timeout=240,
+                         env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
+    for done in (one, two, run):
+        assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes" in two.stdout and two.stdout.count("EmotionRecognizer epoch 2/2") <= 1
+    assert "2 processes" in run.stdout and run.stdout.count("EmotionRecognizer epoch 2/2") <= 1
     for name in ("groovepredictor", "emotionrecognizer"):
         a = checkpoints.load_checkpoint(tmp_path / "one" / "checkpoints" / f"{name}_latest.pt")
-        b = checkpoints.load_checkpoint(tmp_path / "two" / "checkpoints" / f"{name}_latest.pt")
-        assert b["processes"] == 2 and a["epoch"] == b["epoch"] == 2
-        for k, tensor in a["model_state"].items():
-            assert torch.allclose(tensor, b["model_state"][k], atol=1e-5, rtol=0), (name, k)
-        assert b["history"][-1]["train_loss"] == pytest.approx(a["history"][-1]["train_loss"], rel=1e-4)
-        assert b["history"][-1]["val_loss"] == pytest.approx(a["history"][-1]["val_loss"], rel=1e-4)
+        for other in ("two", "torchrun"):
+            b = checkpoints.load_checkpoint(tmp_path / other / "checkpoints" / f"{name}_latest.pt")
+            assert b["processes"] == 2 and a["epoch"] == b["epoch"] == 2, other
+            for k, tensor in a["model_state"].items():
+                assert torch.allclose(tensor, b["model_state"][k], atol=1e-5, rtol=0), (other, name, k)
+            assert b["history"][-1]["train_loss"] == pytest.approx(a["history"][-1]["train_loss"], rel=1e-4)
+            assert b["history"][-1]["val_loss"] == pytest.approx(a["history"][-1]["val_loss"], rel=1e-4)
 
 
 def test_more_processes_than_rows_and_a_rank_killed_mid_epoch_are_one_line_each(tmp_path):
@@ -265,7 +272,18 @@ def test_more_processes_than_rows_and_a_rank_killed_mid_epoch_are_one_line_each(
     assert launcher.returncode != 0
     assert "rank 1 of 2 ended with signal SIGKILL; the other processes were stopped" in err
     assert "Traceback" not in err, err[-3000:]
-    assert checkpoints.load_checkpoint(latest)["epoch"] >= 1             # what was written is whole
+    kept = checkpoints.load_checkpoint(latest)                          # what was written is whole
+    assert kept["epoch"] >= 1 and kept["processes"] == 2
+
+    # the run resumes from that checkpoint in two processes, and goes on where it was
+    resumed = kelly("train", "--cache-dir", cache, "-o", tmp_path / "killed", "--models", "groove",
+                    "-e", kept["epoch"] + 2, "--no-progress", "--no-plots", "-d", "cpu", "--nproc", "2",
+                    "--resume", "groove")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = checkpoints.load_checkpoint(latest)
+    assert after["epoch"] == kept["epoch"] + 2 and after["processes"] == 2
+    assert [row["epoch"] for row in after["history"]] == list(range(1, kept["epoch"] + 3))
+    assert after["history"][:kept["epoch"]] == kept["history"]
 
 
 def test_network_defaults_sit_between_the_general_defaults_and_the_config_file(tmp_path):
