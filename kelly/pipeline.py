@@ -36,6 +36,9 @@ SAMPLE_OUTPUT = Path("runs/sample")
 #: the EmotionLabeller's epochs on the sample data unless --epochs is given: its ~100 clips learn what
 #: they can in that many (kelly pipeline --sample stays under a minute)
 SAMPLE_LABELLER_EPOCHS = 10
+#: early-stopping patience on the sample data unless --early-stopping-patience is given: its few hundred
+#: rows stop improving within a few epochs, and ten more epochs of waiting cost a third of the run
+SAMPLE_PATIENCE = 5
 #: training settings the pipeline passes on to `kelly train` when given
 TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience", "seed", "device")
 
@@ -90,6 +93,8 @@ def run_pipeline(*, sample: bool = False, datasets_dir: Path | None = None, outp
 
     started = time.perf_counter()
     train_settings = dict(train_settings or {})
+    if sample:
+        train_settings.setdefault("early_stopping_patience", SAMPLE_PATIENCE)
     output = Path(output) if output is not None else (SAMPLE_OUTPUT if sample else Path("."))
     cache_dir = Path(cache_dir) if cache_dir is not None else output / "cache"
     check_output_dir(output, "--output")            # before any stage starts

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common.errors import KellyError
@@ -80,21 +81,13 @@ def make_sample_data(root: Path, *, seed: int = 0, legacy: bool = False, small: 
         reports = write_legacy(root, seed, **sizes["legacy"])
     else:
         from .deam import write_deam
-        from .emopia import write_emopia
-        from .groove import write_groove
-        from .harmony import write_chord_progressions
-        from .lakh import write_lakh
-        from .maestro import write_maestro
 
-        reports = {
-            "deam": write_deam(root, seed, **sizes["deam"]),
-            "maestro": write_maestro(root, seed, **sizes["maestro"]),
-            "groove": write_groove(root, seed, **sizes["groove"]),
-            "lakh": write_lakh(root, seed, **sizes["lakh"]),
-            "harmony": WriteReport(count=write_chord_progressions(root / "harmony" / "chord_progressions.json",
-                                                                  seed, **sizes["harmony"])),
-            "emopia": write_emopia(root, seed, **sizes["emopia"]),
-        }
+        # DEAM's MP3 encoding (C code, off the GIL) runs in a thread beside the MIDI writers: each
+        # source draws from its own seeded streams, so the bytes are those of one after the other
+        with ThreadPoolExecutor(max_workers=1) as background:
+            deam = background.submit(write_deam, root, seed, **sizes["deam"])
+            reports = _write_midi_sources(root, seed, sizes)
+            reports = {"deam": deam.result(), **reports}
     faults = {path: fault for r in reports.values() for path, fault in r.broken.items()}
     summary = {
         "root": str(root),
@@ -108,6 +101,24 @@ def make_sample_data(root: Path, *, seed: int = 0, legacy: bool = False, small: 
     }
     (root / MARKER).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _write_midi_sources(root: Path, seed: int, sizes: dict) -> dict:
+    """The reports of the sources written as MIDI and JSON (every one but DEAM), in order."""
+    from .emopia import write_emopia
+    from .groove import write_groove
+    from .harmony import write_chord_progressions
+    from .lakh import write_lakh
+    from .maestro import write_maestro
+
+    return {
+        "maestro": write_maestro(root, seed, **sizes["maestro"]),
+        "groove": write_groove(root, seed, **sizes["groove"]),
+        "lakh": write_lakh(root, seed, **sizes["lakh"]),
+        "harmony": WriteReport(count=write_chord_progressions(root / "harmony" / "chord_progressions.json",
+                                                              seed, **sizes["harmony"])),
+        "emopia": write_emopia(root, seed, **sizes["emopia"]),
+    }
 
 
 def _read_marker(root: Path) -> dict | None:

@@ -34,7 +34,7 @@ class Character:
 
 
 def _signed(x: float) -> float:
-    return float(np.clip(2.0 * x - 1.0, -1.0, 1.0))
+    return min(1.0, max(-1.0, 2.0 * float(x) - 1.0))
 
 
 def tempo_level(tempo: float) -> float:

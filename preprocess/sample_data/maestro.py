@@ -135,29 +135,35 @@ def perform(plan: PiecePlan, rng: np.random.Generator) -> tuple[list[tuple[float
     swell = 8 + 14 * c.loudness
     legato = plan.legato
 
-    def at(beat: float) -> float:
-        return float(np.interp(beat, beats, seconds))
+    def at(beat):
+        return np.interp(beat, beats, seconds)
 
     notes = []
     for line, offset, lead in ((melody, 8, MELODY_LEAD), (accompaniment, -8, 0.0)):
-        for n in line:
-            pos = (n.start / (4 * bpb)) % 1.0
-            shape = np.sin(np.pi * pos ** 1.61)                 # peak about two thirds into the phrase
-            downbeat = 5 if abs(n.start % bpb) < 1e-9 else 0
-            velocity = base + swell * (shape - 0.5) + offset + downbeat + (n.velocity - 80) * 0.3
-            velocity += rng.normal(0, 4)
-            onset = at(n.start) - lead + rng.normal(0, 0.008)
-            length = (at(n.start + n.duration) - at(n.start)) * legato
-            notes.append((max(0.0, onset), max(0.03, length), n.pitch, int(np.clip(round(velocity), 8, 124))))
+        if not line:
+            continue
+        # every note of the line at once; the noise is drawn as note by note: velocity's, then onset's
+        start = np.array([n.start for n in line])
+        end = start + np.array([n.duration for n in line])
+        written = np.array([n.velocity for n in line], dtype=np.float64)
+        noise = rng.standard_normal((len(line), 2))
+        shape = np.sin(np.pi * ((start / (4 * bpb)) % 1.0) ** 1.61)   # peak about two thirds into the phrase
+        downbeat = np.where(np.abs(start % bpb) < 1e-9, 5, 0)
+        velocity = base + swell * (shape - 0.5) + offset + downbeat + (written - 80) * 0.3 + 4.0 * noise[:, 0]
+        onset = at(start) - lead + 0.008 * noise[:, 1]
+        length = (at(end) - at(start)) * legato
+        velocity = np.clip(np.round(velocity), 8, 124).astype(int)
+        notes += [(max(0.0, float(o)), max(0.03, float(d)), n.pitch, int(v))
+                  for o, d, n, v in zip(onset, length, line, velocity)]
     pedal: list[tuple[float, int]] = []
     change_every = bpb if legato > 0.75 else 4 * bpb            # detached pieces pedal only phrase ends
     for b in range(0, n_bars * bpb, change_every):
         if change_every > bpb:
             b = b + 3 * bpb                                       # last bar of the phrase
-        t = at(b)
+        t = float(at(b))
         pedal += [(t + 0.01, 0), (t + 0.07, 40), (t + 0.1, 90), (t + 0.13, 127)]
         if change_every > bpb:
-            pedal.append((at(b + bpb) - 0.05, 0))
+            pedal.append((float(at(b + bpb)) - 0.05, 0))
     pedal.append((max(n[0] + n[1] for n in notes) + 0.2, 0))
     return sorted(notes), sorted(pedal)
 
