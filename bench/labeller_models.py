@@ -36,7 +36,14 @@ frames of a file without velocity information: another corpus may have flat velo
 octave up (another register), and the training CPU time per seed; the published anchors (EMOPIA's test split) beside.
 
     python bench/labeller_models.py --emopia DIR [--models logreg,gru,gru+summary] [--seeds 3]
-                                    [--cache /tmp/labeller_frames.pkl]
+                                    [--cache /tmp/labeller_frames.pkl] [--folds 5]
+
+With --folds K the official split is set aside: the training and validation clips are pooled and
+cut by song into K folds (spec.split_fraction of the YouTube id, seed 1); each fold is scored by
+models trained on the other K - 1 (their own stopping clips held out by song as above), and the
+figures are the mean +- sd over the folds and the pooled accuracy over every clip. A few hundred
+clips of some sixty songs give a validation figure that moves by several points with the songs
+drawn; the folds use every song once.
 
 DIR holds ``midis/Q{n}_{youtubeID}_{clip}.mid`` and ``split/train.csv``, ``split/val.csv``.
 """
@@ -175,6 +182,46 @@ def report(name: str, runs: list[dict], seconds: list[float]) -> None:
         print(f"{name:<18} {view:<12} " + " ".join(f"{c:>11}" for c in cells) + f"  {np.mean(seconds):7.1f}")
 
 
+def fold_scores(name: str, frames: dict, names: list[str], folds: int, seeds: int, stop_fraction: float) -> None:
+    """--folds: model `name` (``rule``, ``logreg`` or a SEQUENCE_MODELS entry, ``&`` for pairs)
+    scored on each song fold after training on the others; one line of mean +- sd over the folds
+    and the accuracy pooled over every clip."""
+    quadrant = lambda ns: np.array([int(n[1]) for n in ns])
+    fold_of = {n: int(spec.split_fraction(song_of(n), 1) * folds) for n in names}
+    per_fold, pooled_values, pooled_names, seconds = [], [], [], 0.0
+    for fold in range(folds):
+        test = [n for n in names if fold_of[n] == fold]
+        rest = [n for n in names if fold_of[n] != fold]
+        stop = [n for n in rest if spec.split_fraction(song_of(n), 0) < stop_fraction]
+        fit = [n for n in rest if n not in set(stop)]
+        started = time.process_time()
+        if name == "rule":
+            values = rule_values([frames[n] for n in test])
+        elif name == "logreg":
+            (values,), _ = logreg_values(np.stack([summary(frames[n]) for n in fit]), quadrant(fit),
+                                         np.stack([summary(frames[n]) for n in stop]), quadrant(stop),
+                                         [np.stack([summary(frames[n]) for n in test])])
+        else:
+            configs = [SEQUENCE_MODELS[part] for part in name.split("&")]
+            members = [fit_labeller([frames[n] for n in fit], quadrant_signs(quadrant(fit)),
+                                    [frames[n] for n in stop], quadrant_signs(quadrant(stop)), config, seed=seed)[0]
+                       for seed in range(seeds) for config in configs]
+            model = LabellerEnsemble(members).eval()
+            values = np.stack([label_piece(model, frames[n]) for n in test])
+        seconds += time.process_time() - started
+        per_fold.append(scores(values, quadrant(test)))
+        pooled_values.append(values)
+        pooled_names += test
+    pooled = scores(np.concatenate(pooled_values), quadrant(pooled_names))
+    cells = []
+    for k in ("4Q", "V", "A", "balV", "balA"):
+        v = np.array([f[k] for f in per_fold])
+        cells.append(f"{v.mean():.3f}±{v.std():.3f}")
+    print(f"{name:<18} {'folds':<12} " + " ".join(f"{c:>11}" for c in cells) + f"  {seconds / folds:7.1f}")
+    print(f"{name:<18} {'pooled':<12} " + " ".join(f"{pooled[k]:>11.3f}" for k in ("4Q", "V", "A", "balV", "balA")))
+    sys.stdout.flush()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--emopia", type=Path, required=True)
@@ -183,12 +230,22 @@ def main(argv=None) -> int:
     parser.add_argument("--stop-fraction", type=float, default=0.15)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--epochs", type=int, default=None, help="override LabellerConfig.epochs")
+    parser.add_argument("--folds", type=int, default=0, help="score on K song folds of train + val (docstring)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if not (args.emopia / "split" / "train.csv").is_file():
         print(f"{args.emopia}: no split/train.csv (an EMOPIA folder has midis/ and split/)", file=sys.stderr)
         return 2
     frames, train_names, val_names = load_clips(args.emopia, args.cache)
+    if args.folds:
+        names = train_names + val_names
+        print(f"{len(names)} clips of {len({song_of(n) for n in names})} songs in {args.folds} song folds; "
+              f"frames {spec.LABELLER_INPUTS} x {spec.LABELLER['frame_seconds']} s, {spec.LABELLER_VERSION}")
+        header = " ".join(f"{k:>11}" for k in ("4Q", "V", "A", "balV", "balA"))
+        print(f"{'model':<18} {'view':<12} {header}  train CPU s per fold")
+        for name in args.models.split(","):
+            fold_scores(name, frames, names, args.folds, args.seeds, args.stop_fraction)
+        return 0
     stop = [n for n in train_names if spec.split_fraction(song_of(n), 0) < args.stop_fraction]
     stop_set = set(stop)
     fit = [n for n in train_names if n not in stop_set]
