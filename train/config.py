@@ -93,13 +93,20 @@ class NetworkConfig:
 #: batch 256 on 2 cores with a load average near 10): 1 thread 13.8k rows/s, 2 threads 0.49k rows/s.
 #: On a machine of one's own, --threads N (N up to the physical cores) can be faster for large batches.
 #: per-network defaults over NetworkConfig's: batch size and learning rate chosen together, by the
-#: held-out loss reached per CPU-second (bench/batch_quality.py on the sample cache: each of these
-#: reached a lower validation loss than batch 64 at lr 1e-3 within the same CPU time while the
-#: rows were still fresh, with full-scale epochs 3x or more faster: bench/train_throughput.py).
-#: The LSTM networks keep 64: on the CPU their speed is flat in the batch size.
+#: held-out loss reached per CPU-second (bench/batch_quality.py), on the sample cache and on one of
+#: ten times its MIDI (2,000 Lakh-like songs, 1,000 MAESTRO-like pieces: 75k harmony rows, 22k
+#: dynamics rows), against batch 64 at lr 1e-3. Best validation loss within the same CPU time:
+#:   harmony   64/1e-3 1.3668, 1024/2e-3 1.3626, 1024/8e-3 1.4132 (large cache, 60 CPU-s each; 1024/2e-3
+#:             ahead at every quarter of the budget); on the sample 2.0526, 2.0685, 2.1151: there the
+#:             9.8k rows are seen again every 0.1 s and a small batch overfits later
+#:   dynamics  0.01556, 0.01545 (large); 0.01418, 0.01388 (sample)
+#:   groove    64/1e-3 0.07235, 1024/4e-3 0.07236 (large); 0.08913, 0.08665 (sample)
+#: A learning rate scaled up with the batch (8e-3 at 1024) overfits the harmony rows sooner. Full-scale
+#: epochs are 3x or more faster at 1024 (bench/train_throughput.py). The LSTM networks keep 64: on
+#: the CPU their speed is flat in the batch size.
 NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "harmony": {"batch_size": 1024, "learning_rate": 8e-3},
-    "dynamics": {"batch_size": 256, "learning_rate": 2e-3},
+    "harmony": {"batch_size": 1024, "learning_rate": 2e-3},
+    "dynamics": {"batch_size": 1024, "learning_rate": 2e-3},
     "groove": {"batch_size": 1024, "learning_rate": 4e-3},
     # the labeller trains on ~600 whole clips (one sample each), not on windows by the thousand
     # (train.labeller_fit's settings)
