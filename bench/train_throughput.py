@@ -130,7 +130,7 @@ def first_batch_seconds(cache_dir: Path, device: str) -> tuple[float | None, flo
                               env=dict(os.environ, PYTHONPATH=str(REPO)))
         wall = time.perf_counter() - started
     text = done.stdout + done.stderr
-    found = re.search(r"first batch ([0-9.]+) s after the process started", text)
+    found = re.search(r"first batch [0-9.]+ s into the run \(([0-9.]+) s after the process started\)", text)
     return (float(found.group(1)) if found else None), wall, text
 
 
