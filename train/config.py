@@ -92,20 +92,23 @@ class NetworkConfig:
 #: intra-op threads wait for each other's core. Measured (bench/train_throughput.py, DynamicsEngine at
 #: batch 256 on 2 cores with a load average near 10): 1 thread 13.8k rows/s, 2 threads 0.49k rows/s.
 #: On a machine of one's own, --threads N (N up to the physical cores) can be faster for large batches.
-#: per-network defaults over NetworkConfig's: batch size and learning rate chosen together, by the
-#: held-out loss reached per CPU-second (bench/batch_quality.py), on the sample cache and on one of
-#: ten times its MIDI (2,000 Lakh-like songs, 1,000 MAESTRO-like pieces: 75k harmony rows, 22k
-#: dynamics rows), against batch 64 at lr 1e-3. Best validation loss within the same CPU time:
-#:   harmony   64/1e-3 1.3668, 1024/2e-3 1.3626, 1024/8e-3 1.4132 (large cache, 60 CPU-s each; 1024/2e-3
-#:             ahead at every quarter of the budget); on the sample 2.0526, 2.0685, 2.1151: there the
-#:             9.8k rows are seen again every 0.1 s and a small batch overfits later
-#:   dynamics  0.01556, 0.01545 (large); 0.01418, 0.01388 (sample)
+#: per-network defaults over NetworkConfig's: batch size, learning rate (and for harmony weight
+#: decay) chosen together, by the held-out loss reached per CPU-second (bench/batch_quality.py), on
+#: the sample cache and on one of ten times its MIDI (`--make-large`: 2,000 Lakh-like songs, 1,000
+#: MAESTRO-like pieces; 75k harmony rows, 22k dynamics rows), against batch 64 at lr 1e-3. Best
+#: validation loss within 1/8, 1/4, 1/2 and all of the CPU budget (60 s large, 20 s sample):
+#:   harmony, large   64/1e-3        1.4765 1.3668 1.3668 1.3668
+#:                    1024/2e-3      1.3955 1.3626 1.3626 1.3626
+#:                    1024/2e-3/wd   1.4373 1.3788 1.3532 1.3455   (weight decay 1e-3: chosen)
+#:                    1024/8e-3      1.4132 at every mark (a rate scaled up with the batch overfits sooner)
+#:   harmony, sample  64/1e-3 2.0526, 1024/2e-3 2.0685, 1024/2e-3/wd 2.0499 (each from the first mark:
+#:                    the sample's 9.8k rows are seen again every 0.1 s)
+#:   dynamics  64/1e-3 0.01556, 1024/2e-3 0.01545 (large); 0.01418, 0.01388 (sample)
 #:   groove    64/1e-3 0.07235, 1024/4e-3 0.07236 (large); 0.08913, 0.08665 (sample)
-#: A learning rate scaled up with the batch (8e-3 at 1024) overfits the harmony rows sooner. Full-scale
-#: epochs are 3x or more faster at 1024 (bench/train_throughput.py). The LSTM networks keep 64: on
-#: the CPU their speed is flat in the batch size.
+#: Full-scale epochs are 3x or more faster at 1024 (bench/train_throughput.py). The LSTM networks
+#: keep 64: on the CPU their speed is flat in the batch size.
 NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "harmony": {"batch_size": 1024, "learning_rate": 2e-3},
+    "harmony": {"batch_size": 1024, "learning_rate": 2e-3, "weight_decay": 1e-3},
     "dynamics": {"batch_size": 1024, "learning_rate": 2e-3},
     "groove": {"batch_size": 1024, "learning_rate": 4e-3},
     # the labeller trains on ~600 whole clips (one sample each), not on windows by the thousand
