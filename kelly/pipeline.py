@@ -22,7 +22,9 @@ labeller cannot be trained) the pipeline says so and they train on the proxy lab
 then, so that the labels are the ones this run says. The labeller is never exported (the plugin
 does not run it).
 
-With --sample the datasets are written to <output>/datasets/ (default output: runs/sample).
+With --sample the datasets are written to <output>/datasets/ (default output: runs/sample), and
+training stops SAMPLE_PATIENCE epochs after the best one (the labeller after SAMPLE_LABELLER_EPOCHS)
+unless --early-stopping-patience or --epochs says otherwise.
 """
 from __future__ import annotations
 
