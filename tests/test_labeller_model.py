@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 PITCH_BLOCKS = [c for c in spec.LABELLER_COLUMNS if c.split("_")[0] in ("sounding", "onset", "bass", "top")]
 REGISTER = ["mean_pitch", "low_pitch", "high_pitch"]
+CLIP_REGISTER = ["clip_pitch", "clip_pitch_high", "clip_pitch_low"]        # MIDI pitch / 127
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +74,13 @@ def test_frames_are_key_invariant(song):
         moved = dataclasses.replace(song, pitch=(song.pitch + semitones * ~song.is_drum).astype(np.int16))
         other = labeller_frames(moved)
         assert np.array_equal(other[:, [COLUMN[c] for c in PITCH_BLOCKS]], frames[:, [COLUMN[c] for c in PITCH_BLOCKS]])
-        rest = [c for c in spec.LABELLER_COLUMNS if c not in PITCH_BLOCKS and c not in REGISTER]
-        assert np.array_equal(other[:, [COLUMN[c] for c in rest]], frames[:, [COLUMN[c] for c in rest]])
+        rest = [c for c in spec.LABELLER_COLUMNS if c not in PITCH_BLOCKS + REGISTER + CLIP_REGISTER]
+        assert np.allclose(other[:, [COLUMN[c] for c in rest]], frames[:, [COLUMN[c] for c in rest]], atol=1e-6, rtol=0)
         register = [COLUMN[c] for c in REGISTER]
         heard = frames[:, COLUMN["silent"]] == 0
         assert np.allclose(other[heard][:, register] - frames[heard][:, register], semitones / 48.0, atol=1e-6)
+        clip = [COLUMN[c] for c in CLIP_REGISTER]
+        assert np.allclose(other[:, clip] - frames[:, clip], semitones / 127.0, atol=1e-6)
 
 
 def test_flat_velocities_carry_no_loudness_and_drums_alone_are_refused(song):
@@ -241,3 +244,29 @@ def test_labeller_beats_chance_on_emopia_clips():
     signs = quadrant_signs(quadrant["val"])
     arousal = np.mean((values[:, 1] >= 0) == (signs[:, 1] > 0))
     assert arousal >= 0.75, arousal
+
+
+def test_clip_features_read_key_strength_intervals_and_the_top_line():
+    """Pure function of the notes: bounded, order-free; a major triad piece reads major, a minor one
+    minor; thirds and fifths sound as interval classes 3-5; a rising line rises."""
+    from preprocess.features.clip_features import clip_features
+
+    def chords(root: int, third: int, n: int = 16):
+        onset = np.repeat(np.arange(n) * 0.5, 3)
+        pitch = np.tile([root, root + third, root + 7], n) + np.repeat(np.arange(n) % 2 * 12, 3)
+        return onset, onset + 0.45, pitch, np.full(pitch.size, 80)
+
+    column = {name: i for i, name in enumerate(spec.LABELLER_CLIP_COLUMNS)}
+    major, minor = clip_features(*chords(60, 4)), clip_features(*chords(57, 3))
+    for values in (major, minor):
+        assert values.shape == (len(spec.LABELLER_CLIP_COLUMNS),) and np.all(np.abs(values) <= 1.0)
+        intervals = values[column["clip_interval_0"]:column["clip_interval_6"] + 1]
+        assert intervals.sum() == pytest.approx(1.0) and intervals[[3, 4, 5]].sum() == pytest.approx(1.0)
+    assert major[column["clip_mode_fit"]] > 0 > minor[column["clip_mode_fit"]]
+    onset, offset, pitch, velocity = chords(60, 4)
+    order = np.random.default_rng(0).permutation(onset.size)
+    assert np.allclose(clip_features(onset[order], offset[order], pitch[order], velocity[order]), major)
+    scale = np.array([60, 62, 64, 65, 67, 69, 71, 72])
+    rising = clip_features(np.arange(8) * 0.25, np.arange(8) * 0.25 + 0.2, scale, np.full(8, 70))
+    assert rising[column["clip_top_up"]] == 1.0 and rising[column["clip_top_step"]] == 1.0
+    assert rising[column["clip_interval_0"]:column["clip_interval_6"] + 1].sum() == 0.0     # nothing overlaps

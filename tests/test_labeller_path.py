@@ -50,6 +50,17 @@ def test_the_labeller_trains_through_the_loop_on_held_out_songs(trained):
     model, checkpoint = load_labeller(best)
     assert checkpoint["network"] == "labeller" and checkpoint["labeller_version"] == spec.LABELLER_VERSION
     assert model(torch.zeros(2, 30, spec.LABELLER_INPUTS)).shape == (2, 2)
+    # the valence is the trees' (fitted after the network, on the official training clips), the arousal the network's
+    from train.labeller_trees import TreeValence, window_summary
+
+    assert isinstance(model, TreeValence) and checkpoint["valence_trees"]
+    frames = torch.as_tensor(from_cache(trained["cache"]).clips[0][None])
+    with torch.no_grad():
+        values = model(frames)
+    p = model.trees.predict_proba(window_summary(frames))[0, 1]
+    assert float(values[0, 0]) == pytest.approx(2.0 * p - 1.0, abs=1e-6)
+    with torch.no_grad():
+        assert float(values[0, 1]) == pytest.approx(float(model.network(frames)[0, 1]), abs=1e-6)
     data = from_cache(trained["cache"])
     songs = lambda side: {song_of(i) for i, s in zip(data.item_ids, data.side) if s == side}  # noqa: E731
     assert songs(0) and songs(1) and not songs(0) & songs(1)              # early stopping on other songs

@@ -285,6 +285,10 @@ def run_training(options: TrainOptions | dict) -> dict:
             result = train_network(key, data, config, output=options.output, resume=key in resumed,
                                    cache_identity=identity, write_history=options.write_history,
                                    progress=options.progress, max_steps=options.max_steps, world=world)
+            if key == LABELLER_KEY:
+                from train.labeller_trees import attach_valence_trees
+
+                say(f"{TRAINED_NAMES[key]}: {attach_valence_trees(options.output, data)}", flush=True)
         except LostPeer:
             raise                                         # the other processes are gone: nothing can go on
         except KellyError as exc:                         # every rank meets the same: rank 0 says it

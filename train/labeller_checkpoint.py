@@ -13,7 +13,8 @@ from train.labeller_network import KEY, LabellerNetwork
 
 
 def load_labeller(path: str | Path) -> tuple[LabellerNetwork, dict]:
-    """(the labeller in eval mode, its checkpoint dict) from a checkpoint file.
+    """(the labeller in eval mode, its checkpoint dict) from a checkpoint file: the network, or with
+    the valence trees the training wrote into the checkpoint, `train.labeller_trees.TreeValence`.
 
     KellyError, one line naming the file, for a file that is not a kelly checkpoint, a checkpoint
     of another network, or a labeller trained on frames of another version than this code computes.
@@ -42,6 +43,15 @@ def load_labeller(path: str | Path) -> tuple[LabellerNetwork, dict]:
         raise KellyError(f"{path}: the labeller's model settings {config} are not this code's ({exc})") from None
     load_weights(model, checkpoint["model_state"], path)
     model.eval()
+    if checkpoint.get("valence_trees") is not None:
+        from train.labeller_trees import TreeValence, trees_from_bytes
+
+        try:
+            trees = trees_from_bytes(checkpoint["valence_trees"])
+        except Exception as exc:                              # a pickle of another scikit-learn, or damaged
+            raise KellyError(f"{path}: its valence trees cannot be read ({type(exc).__name__}: {exc}); "
+                             "train the labeller again") from None
+        return TreeValence(model, trees).eval(), checkpoint
     return model, checkpoint
 
 

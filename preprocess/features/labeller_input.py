@@ -32,12 +32,16 @@ Columns (spec.LABELLER_COLUMNS), every value finite and in [-1, 1] or [0, 1]:
 - ``articulation``: mean of log2(note length in s) / 6 over the notes beginning in the frame,
   note lengths clipped to [1/64, 64] s (0 when none begin);
 - ``minor_key``: 1 when the key sounding at the frame's centre is minor;
-- ``silent``: 1 when no note sounds in the frame.
+- ``silent``: 1 when no note sounds in the frame;
+- ``clip_*`` (spec.LABELLER_CLIP_COLUMNS): the whole piece's note-level summary
+  (`preprocess.features.clip_features`: key strength, intervals between notes sounding together,
+  the top line's moves, density, loudness and register), the same values on every frame.
 
 Pitch classes (and chord roots) are key-relative (index 0 is the tonic of the key sounding at the frame's centre,
 from `preprocess.features.keys`; a minor key's tonic too, so A minor's A is 0 and its C is 3), so
-the pitch-class blocks, ``minor_key``, and every column but the three register ones are the same
-for a piece and its transposition; the register columns move by semitones / 48. The sustain pedal
+the pitch-class blocks, ``minor_key``, and every column but the register ones are the same
+for a piece and its transposition; the register columns move by semitones / 48 (``clip_pitch``,
+``clip_pitch_high``, ``clip_pitch_low`` by semitones / 127). The sustain pedal
 is not read (many files have none, and a labeller must not lean on what another corpus lacks).
 """
 from __future__ import annotations
@@ -45,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from preprocess.features import spec
+from preprocess.features.clip_features import clip_features
 from preprocess.features.midi import NoteArrays, window_count, window_of, window_overlaps
 from preprocess.features.spec import CHORD_QUALITIES, DIMINISHED_FIRST, NO_CHORD
 
@@ -52,6 +57,7 @@ FRAME_SECONDS = spec.LABELLER["frame_seconds"]
 COLUMN = {name: index for index, name in enumerate(spec.LABELLER_COLUMNS)}
 SOUNDING, ONSET, BASS, TOP, CHORD_ROOT = (COLUMN[f"{block}_0"] for block in ("sounding", "onset", "bass", "top", "chord_root"))
 CHORD_QUALITY = COLUMN[f"chord_{spec.LABELLER_CHORD_QUALITIES[0]}"]
+CLIP = COLUMN[spec.LABELLER_CLIP_COLUMNS[0]]
 REGISTER_CENTRE, REGISTER_SPAN = 60.0, 48.0          # MIDI pitch, semitones
 LENGTH_RANGE = (1.0 / 64.0, 64.0)                    # s, note lengths for `articulation`
 COUNT_SCALE = 3.0                                    # log1p(count) / 3: 19 notes -> 1.0
@@ -149,4 +155,5 @@ def labeller_frames(notes: NoteArrays, keys=None, chords=None, frame_seconds: fl
     out[rows, COLUMN["high_pitch"]] = (high[rows] - REGISTER_CENTRE) / REGISTER_SPAN
     out[:, COLUMN["minor_key"]] = minor
     out[:, COLUMN["silent"]] = ~heard
+    out[:, CLIP:] = clip_features(onset, offset, pitch, velocity)
     return out.astype(np.float32)

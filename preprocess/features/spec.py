@@ -291,7 +291,7 @@ assert all(set(network.sources) <= set(SOURCES) for network in NETWORKS.values()
 # --- the EmotionLabeller's input (preprocess.features.labeller_input.labeller_frames) ------------
 #: Bump when anything labeller_frames computes changes: a labeller checkpoint records the version
 #: of the frames it was trained on and refuses frames of another.
-LABELLER_VERSION = "kelly-labeller-2"
+LABELLER_VERSION = "kelly-labeller-3"
 LABELLER = {
     "frame_seconds": 0.25,       # one input frame per 0.25 s of music (seconds, never beats)
     "window_seconds": 40.0,      # a piece is labelled by windows of about an EMOPIA clip's length ...
@@ -303,14 +303,22 @@ LABELLER = {
 #: the chord's quality in a labeller frame: CHORD_QUALITIES, then a diminished set, then N
 LABELLER_CHORD_QUALITIES = CHORD_QUALITIES + ("dim7", "N")
 #: the frame's columns, in order: five 12-value pitch-class blocks (key-relative: index 0 = tonic),
-#: the chord's quality (one-hot), then ten scalars (preprocess.features.labeller_input documents each)
+#: the chord's quality (one-hot), ten scalars (preprocess.features.labeller_input documents each),
+#: then the piece's 23 clip values
 LABELLER_COLUMNS = (tuple(f"sounding_{d}" for d in range(12)) + tuple(f"onset_{d}" for d in range(12))
                     + tuple(f"bass_{d}" for d in range(12)) + tuple(f"top_{d}" for d in range(12))
                     + tuple(f"chord_root_{d}" for d in range(12))
                     + tuple(f"chord_{q}" for q in LABELLER_CHORD_QUALITIES)
                     + ("onsets", "polyphony", "velocity", "velocity_known", "mean_pitch", "low_pitch",
                        "high_pitch", "articulation", "minor_key", "silent"))
-LABELLER_INPUTS = len(LABELLER_COLUMNS)      # 77
+#: the whole piece's note-level summary (preprocess.features.clip_features), the same on every frame
+LABELLER_CLIP_COLUMNS = (("clip_major_fit", "clip_minor_fit", "clip_mode_fit")
+                         + tuple(f"clip_interval_{c}" for c in range(7))
+                         + ("clip_top_up", "clip_top_down", "clip_top_step", "clip_top_leap", "clip_top_size",
+                            "clip_density", "clip_velocity", "clip_velocity_spread", "clip_length", "clip_pitch",
+                            "clip_pitch_spread", "clip_pitch_high", "clip_pitch_low"))
+LABELLER_COLUMNS = LABELLER_COLUMNS + LABELLER_CLIP_COLUMNS
+LABELLER_INPUTS = len(LABELLER_COLUMNS)      # 100
 
 # --- the EmotionLabeller: a network kelly-ml trains and runs itself, never the plugin -------------------
 #: the cache key of the symbolic emotion labeller (train.labeller_model.EmotionLabeller): trained on
